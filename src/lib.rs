@@ -1,0 +1,14 @@
+//! GFP-GAN blind face restoration in Rust: the GFPGANv1Clean network in candle, checkpoint
+//! loading and checking, and the devices it runs on.
+
+pub mod device;
+pub mod error;
+pub mod model;
+pub mod noise;
+pub mod restorer;
+pub mod weights;
+
+pub use error::{Error, Result};
+pub use noise::NoiseMode;
+pub use restorer::Restorer;
+pub use weights::Checkpoint;

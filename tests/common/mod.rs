@@ -1,0 +1,36 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use candle_core::{Device, Tensor};
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// The checkpoint file of a parity configuration (see tests/parity/make_fixtures.py).
+pub fn checkpoint(config: &str) -> PathBuf {
+    ["pth", "safetensors"]
+        .iter()
+        .map(|ext| fixture(&format!("{config}.{ext}")))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("no checkpoint fixture for {config}"))
+}
+
+/// Inputs and official outputs of a parity configuration.
+pub fn io(config: &str) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture(&format!("{config}_io.safetensors")), &Device::Cpu).unwrap()
+}
+
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    max_abs(&(a - b).unwrap())
+}
+
+pub const CONFIGS: [&str; 3] = ["a64", "b128", "c256"];
