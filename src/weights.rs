@@ -121,16 +121,16 @@ fn read_torch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
             return Err(bad(format!("tensor `{}` is stored non-contiguous", info.name)));
         }
         let mut entry = zip.by_name(&info.path).map_err(|e| bad(format!("tensor `{}`: {e}", info.name)))?;
+        // Reading the whole entry to its end makes the zip reader verify its CRC, which catches
+        // corrupted downloads whose archive structure survived.
+        let mut storage = Vec::with_capacity(entry.size() as usize);
+        entry.read_to_end(&mut storage).map_err(|e| bad(format!("tensor `{}`: {e}", info.name)))?;
         let elem = info.dtype.size_in_bytes();
-        let need = (layout.start_offset() + layout.shape().elem_count()) * elem;
-        if (entry.size() as usize) < need {
-            return Err(bad(format!("tensor `{}` needs {need} bytes, its storage has {}", info.name, entry.size())));
-        }
-        std::io::copy(&mut entry.by_ref().take((layout.start_offset() * elem) as u64), &mut std::io::sink())
-            .map_err(|e| bad(format!("tensor `{}`: {e}", info.name)))?;
-        let mut bytes = vec![0u8; layout.shape().elem_count() * elem];
-        entry.read_exact(&mut bytes).map_err(|e| bad(format!("tensor `{}`: {e}", info.name)))?;
-        let tensor = Tensor::from_raw_buffer(&bytes, info.dtype, layout.dims(), &Device::Cpu)?;
+        let (start, len) = (layout.start_offset() * elem, layout.shape().elem_count() * elem);
+        let bytes = storage.get(start..start + len).ok_or_else(|| {
+            bad(format!("tensor `{}` needs {} bytes, its storage has {}", info.name, start + len, storage.len()))
+        })?;
+        let tensor = Tensor::from_raw_buffer(bytes, info.dtype, layout.dims(), &Device::Cpu)?;
         tensors.insert(info.name, tensor);
     }
     Ok(tensors)
