@@ -55,8 +55,44 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         batch_size: usize,
     },
+    /// Time the forward pass on random faces: seconds per face, faces per second, GFLOP/s.
+    Bench {
+        #[arg(long)]
+        weights: PathBuf,
+        /// Faces per forward pass.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Timed passes (after one untimed warm-up pass).
+        #[arg(long, default_value_t = 3)]
+        iters: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        #[arg(long, value_enum, default_value = "f32")]
+        dtype: Precision,
+        /// Faces to run instead of random ones: an (N, 3, S, S) float32 .npy; the first
+        /// `--batch` faces are used.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Write the restored faces of the last pass here (to compare with another engine).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Print the configuration inferred from a checkpoint and its parameter count.
     Inspect { weights: PathBuf },
+    /// Write a checkpoint with random weights (for benchmarks and offline demos; restores nothing).
+    InitRandom {
+        output: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        out_size: usize,
+        #[arg(long, default_value_t = 512)]
+        num_style_feat: usize,
+        #[arg(long, default_value_t = 2.0)]
+        channel_multiplier: f64,
+        #[arg(long, default_value_t = 1.0)]
+        narrow: f64,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Convert a checkpoint (.pth or .safetensors) to .safetensors after checking it.
     Convert {
         input: PathBuf,
@@ -97,6 +133,50 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("restored {n} face(s) -> {}", output.display());
             Ok(())
         }
+        Command::Bench { weights, batch, iters, device, dtype, input, output } => {
+            let device = gfpgan::device::open(&device)?;
+            let restorer = Restorer::load(&weights, &device, dtype.into())?;
+            let size = restorer.config().out_size;
+            let batch = batch.max(1);
+            let faces = match input {
+                Some(path) => {
+                    let all = read_npy(&path)?;
+                    restorer.check_input(all.dims()).map_err(|e| Error::format(&path, e.to_string()))?;
+                    if all.dim(0)? < batch {
+                        return Err(Error::format(&path, format!("has {} faces, --batch is {batch}", all.dim(0)?)));
+                    }
+                    all.narrow(0, 0, batch)?
+                }
+                None => Tensor::rand(-1f32, 1f32, (batch, 3, size, size), &candle_core::Device::Cpu)?,
+            };
+            let mut restored = restorer.restore(&faces, NoiseMode::Stored)?; // warm-up
+            let mut times = Vec::with_capacity(iters);
+            for _ in 0..iters.max(1) {
+                let start = std::time::Instant::now();
+                restored = restorer.restore(&faces, NoiseMode::Stored)?;
+                times.push(start.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            let per_face = median / batch as f64;
+            let gflop = restorer.config().flops_per_face() / 1e9;
+            println!(
+                "candle {:?} {:?} batch {batch}: {per_face:.3} s/face (median of {}; min {:.3}, max {:.3} s/pass), \
+                 {:.2} faces/s, {:.1} GFLOP/face, {:.1} GFLOP/s",
+                restorer.device().location(),
+                restorer.dtype(),
+                times.len(),
+                times[0],
+                times[times.len() - 1],
+                1.0 / per_face,
+                gflop,
+                gflop / per_face
+            );
+            if let Some(output) = output {
+                restored.write_npy(&output).map_err(|e| Error::format(&output, format!("cannot write: {e}")))?;
+            }
+            Ok(())
+        }
         Command::Inspect { weights } => {
             let ckpt = Checkpoint::load(&weights)?;
             let c = &ckpt.config;
@@ -111,9 +191,17 @@ fn run(cli: Cli) -> Result<()> {
             println!("num_mlp: {}", c.num_mlp);
             println!("tensors: {}", ckpt.tensors.len());
             println!("parameters: {}", c.num_parameters());
+            println!("GFLOP per face: {:.1}", c.flops_per_face() / 1e9);
             let dtypes: std::collections::BTreeSet<String> =
                 ckpt.tensors.values().map(|t| format!("{:?}", t.dtype())).collect();
             println!("stored dtype: {}", dtypes.into_iter().collect::<Vec<_>>().join(", "));
+            Ok(())
+        }
+        Command::InitRandom { output, out_size, num_style_feat, channel_multiplier, narrow, seed } => {
+            let config = gfpgan::model::Config { out_size, num_style_feat, channel_multiplier, narrow, ..Default::default() };
+            let ckpt = Checkpoint::random(&config, seed)?;
+            ckpt.save_safetensors(&output, DType::F32)?;
+            eprintln!("wrote {} (random weights, {} parameters)", output.display(), config.num_parameters());
             Ok(())
         }
         Command::Convert { input, output, dtype } => {

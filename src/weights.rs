@@ -192,6 +192,35 @@ impl Checkpoint {
             .collect()
     }
 
+    /// A checkpoint of `config` with random weights of sensible magnitude: for benchmarks (speed
+    /// does not depend on the values) and for demos on machines without the released files.
+    pub fn random(config: &Config, seed: u64) -> Result<Self> {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Normal};
+        config.validate().map_err(|m| Error::Input(format!("invalid configuration: {m}")))?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut tensors = HashMap::new();
+        for (name, shape) in config.expected_shapes() {
+            let n: usize = shape.iter().product();
+            // fan-in: every dimension but the output one (the leading 1 of modulated weights aside).
+            let dims: &[usize] = if shape.len() == 5 { &shape[1..] } else { &shape };
+            let fan_in: usize = dims.iter().skip(1).product::<usize>().max(1);
+            let (mean, std) = if name.contains(".noises.") {
+                (0.0, 1.0)
+            } else if name.ends_with("modulation.bias") {
+                (1.0, 0.1)
+            } else if name.ends_with(".bias") || shape == [1] {
+                (0.0, 0.05)
+            } else {
+                (0.0, 1.0 / (fan_in as f64).sqrt())
+            };
+            let normal = Normal::new(mean as f32, std as f32).expect("finite std");
+            let data: Vec<f32> = (0..n).map(|_| normal.sample(&mut rng)).collect();
+            tensors.insert(name, Tensor::from_vec(data, shape, &Device::Cpu)?);
+        }
+        Ok(Self { config: config.clone(), tensors })
+    }
+
     /// Writes the checkpoint as `.safetensors` in `dtype`.
     pub fn save_safetensors(&self, path: &Path, dtype: DType) -> Result<()> {
         let tensors = self.tensors_on(&Device::Cpu, dtype)?;

@@ -98,3 +98,15 @@ fn convert_round_trips_and_f16_stays_close() {
         assert!(err <= tol, "{dtype} weights: relative error {err}");
     }
 }
+
+#[test]
+fn init_random_writes_a_loadable_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.safetensors");
+    ok(&["init-random", path.to_str().unwrap(), "--out-size", "64", "--num-style-feat", "16", "--narrow", "0.0625"]);
+    let text = ok(&["inspect", path.to_str().unwrap()]);
+    assert!(text.contains("out_size: 64") && text.contains("narrow: 0.0625"), "{text}");
+    let out = gfpgan(&["init-random", dir.path().join("bad.safetensors").to_str().unwrap(), "--out-size", "100"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a power of two"));
+}

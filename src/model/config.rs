@@ -293,6 +293,38 @@ impl Config {
         if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
     }
 
+    /// Multiply-adds x 2 of one face's forward pass (convolutions and linear layers; the
+    /// auxiliary `toRGB` heads are not computed and not counted).
+    pub fn flops_per_face(&self) -> f64 {
+        let conv = |cin: usize, cout: usize, k: usize, side: usize| 2.0 * (cin * cout * k * k * side * side) as f64;
+        let log_size = self.log_size();
+        let mut f = conv(3, self.unet_channels(self.out_size), 1, self.out_size);
+        let mut cin = self.unet_channels(self.out_size);
+        for level in (3..=log_size).rev() {
+            let (side, cout) = (1 << level, self.unet_channels(1 << (level - 1)));
+            f += conv(cin, cin, 3, side) + conv(cin, cout, 3, side / 2) + conv(cin, cout, 1, side / 2);
+            cin = cout;
+        }
+        f += conv(cin, self.unet_channels(4), 3, 4) + 2.0 * (self.unet_channels(4) * 16 * self.style_code_len()) as f64;
+        let mut cin = self.unet_channels(4);
+        for level in 3..=log_size {
+            let (side, cout) = (1 << level, self.unet_channels(1 << level));
+            f += conv(cin, cin, 3, side / 2) + conv(cin, cout, 3, side) + conv(cin, cout, 1, side);
+            let sft_out = if self.sft_half { cout } else { cout * 2 };
+            f += 2.0 * (conv(cout, cout, 3, side) + conv(cout, sft_out, 3, side));
+            cin = cout;
+        }
+        let c4 = self.decoder_channels(4);
+        f += conv(c4, c4, 3, 4) + conv(c4, 3, 1, 4);
+        let mut cin = c4;
+        for level in 3..=log_size {
+            let (side, cout) = (1 << level, self.decoder_channels(1 << level));
+            f += conv(cin, cout, 3, side) + conv(cout, cout, 3, side) + conv(cout, 3, 1, side);
+            cin = cout;
+        }
+        f
+    }
+
     /// Number of learned parameters (noise buffers excluded).
     pub fn num_parameters(&self) -> usize {
         self.expected_shapes()
