@@ -4,11 +4,12 @@
 pub mod device;
 pub mod error;
 pub mod model;
+pub mod nhwc;
 pub mod noise;
 pub mod restorer;
 pub mod weights;
 
 pub use error::{Error, Result};
 pub use noise::NoiseMode;
-pub use restorer::Restorer;
+pub use restorer::{Engine, Restorer};
 pub use weights::Checkpoint;

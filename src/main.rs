@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use candle_core::{DType, Tensor};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use gfpgan::{Checkpoint, Error, NoiseMode, Restorer, Result};
+use gfpgan::{Checkpoint, Engine, Error, NoiseMode, Restorer, Result};
 
 #[derive(Parser)]
 #[command(name = "gfpgan", version, about = "GFP-GAN blind face restoration")]
@@ -32,6 +32,47 @@ impl From<Precision> for DType {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum EngineArg {
+    /// The NHWC engine on the CPU in f32, candle otherwise.
+    Auto,
+    /// candle tensor operations (the reference port; any device and dtype).
+    Candle,
+    /// The NHWC CPU engine (f32).
+    Nhwc,
+}
+
+impl From<EngineArg> for Engine {
+    fn from(e: EngineArg) -> Engine {
+        match e {
+            EngineArg::Auto => Engine::Auto,
+            EngineArg::Candle => Engine::Candle,
+            EngineArg::Nhwc => Engine::Nhwc,
+        }
+    }
+}
+
+/// Where and how the network runs.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// cpu, cuda or cuda:N
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Compute precision (f16/bf16 are meant for CUDA; see BENCHMARKS.md for their error).
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: Precision,
+    #[arg(long, value_enum, default_value = "auto")]
+    engine: EngineArg,
+}
+
+impl RunArgs {
+    fn load(&self, weights: &Path) -> Result<Restorer> {
+        let device = gfpgan::device::open(&self.device)?;
+        let ckpt = Checkpoint::load(weights)?;
+        Restorer::with_engine(&ckpt, &device, self.dtype.into(), self.engine.into())
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the network on an (N, 3, S, S) float32 .npy array of aligned faces, RGB in [-1, 1].
@@ -42,12 +83,8 @@ enum Command {
         input: PathBuf,
         #[arg(long)]
         output: PathBuf,
-        /// cpu, cuda or cuda:N
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        /// Compute precision (f16/bf16 are meant for CUDA; see BENCHMARKS.md for their error).
-        #[arg(long, value_enum, default_value = "f32")]
-        dtype: Precision,
+        #[command(flatten)]
+        run: RunArgs,
         /// Use seeded random noise instead of the checkpoint's stored noise maps.
         #[arg(long)]
         noise_seed: Option<u64>,
@@ -65,10 +102,8 @@ enum Command {
         /// Timed passes (after one untimed warm-up pass).
         #[arg(long, default_value_t = 3)]
         iters: usize,
-        #[arg(long, default_value = "cpu")]
-        device: String,
-        #[arg(long, value_enum, default_value = "f32")]
-        dtype: Precision,
+        #[command(flatten)]
+        run: RunArgs,
         /// Faces to run instead of random ones: an (N, 3, S, S) float32 .npy; the first
         /// `--batch` faces are used.
         #[arg(long)]
@@ -115,9 +150,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Forward { weights, input, output, device, dtype, noise_seed, batch_size } => {
-            let device = gfpgan::device::open(&device)?;
-            let restorer = Restorer::load(&weights, &device, dtype.into())?;
+        Command::Forward { weights, input, output, run, noise_seed, batch_size } => {
+            let restorer = run.load(&weights)?;
             let faces = read_npy(&input)?;
             restorer.check_input(faces.dims()).map_err(|e| Error::format(&input, e.to_string()))?;
             let noise = noise_seed.map_or(NoiseMode::Stored, |seed| NoiseMode::Random { seed });
@@ -133,9 +167,8 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("restored {n} face(s) -> {}", output.display());
             Ok(())
         }
-        Command::Bench { weights, batch, iters, device, dtype, input, output } => {
-            let device = gfpgan::device::open(&device)?;
-            let restorer = Restorer::load(&weights, &device, dtype.into())?;
+        Command::Bench { weights, batch, iters, run, input, output } => {
+            let restorer = run.load(&weights)?;
             let size = restorer.config().out_size;
             let batch = batch.max(1);
             let faces = match input {
@@ -161,8 +194,9 @@ fn run(cli: Cli) -> Result<()> {
             let per_face = median / batch as f64;
             let gflop = restorer.config().flops_per_face() / 1e9;
             println!(
-                "candle {:?} {:?} batch {batch}: {per_face:.3} s/face (median of {}; min {:.3}, max {:.3} s/pass), \
+                "gfpgan-rs {:?} engine, {:?} {:?}, batch {batch}: {per_face:.3} s/face (median of {}; min {:.3}, max {:.3} s/pass), \
                  {:.2} faces/s, {:.1} GFLOP/face, {:.1} GFLOP/s",
+                restorer.engine(),
                 restorer.device().location(),
                 restorer.dtype(),
                 times.len(),

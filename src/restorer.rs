@@ -7,11 +7,32 @@ use candle_nn::VarBuilder;
 
 use crate::error::{Error, Result};
 use crate::model::{Config, Forward, GfpGanV1Clean};
+use crate::nhwc::{self, Act};
 use crate::noise::{NoiseMode, random_noises};
 use crate::weights::Checkpoint;
 
+/// Which implementation runs the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The NHWC engine on the CPU in f32, candle otherwise.
+    #[default]
+    Auto,
+    /// candle's tensor operations (any device and dtype): the reference port.
+    Candle,
+    /// The NHWC CPU engine (`crate::nhwc`), f32 only.
+    Nhwc,
+}
+
+enum Net {
+    Candle(GfpGanV1Clean),
+    Nhwc(nhwc::Network),
+}
+
 pub struct Restorer {
-    model: GfpGanV1Clean,
+    net: Net,
+    config: Config,
+    /// The stored noise maps, `(1, 1, r, r)` each.
+    stored_noises: Vec<Tensor>,
     device: Device,
     dtype: DType,
 }
@@ -24,14 +45,35 @@ impl Restorer {
     }
 
     pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
+        Self::with_engine(checkpoint, device, dtype, Engine::Auto)
+    }
+
+    pub fn with_engine(checkpoint: &Checkpoint, device: &Device, dtype: DType, engine: Engine) -> Result<Self> {
+        let nhwc = match engine {
+            Engine::Auto => device.is_cpu() && dtype == DType::F32,
+            Engine::Candle => false,
+            Engine::Nhwc if device.is_cpu() && dtype == DType::F32 => true,
+            Engine::Nhwc => return Err(Error::Device("the NHWC engine runs on the CPU in f32 only".into())),
+        };
+        let config = checkpoint.config.clone();
         let tensors = checkpoint.tensors_on(device, dtype)?;
+        let stored_noises = (0..config.num_noises())
+            .map(|i| tensors[&format!("stylegan_decoder.noises.noise{i}")].clone())
+            .collect();
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
-        let model = GfpGanV1Clean::new(vb, &checkpoint.config)?;
-        Ok(Self { model, device: device.clone(), dtype })
+        let net = if nhwc { Net::Nhwc(nhwc::Network::new(vb, &config)?) } else { Net::Candle(GfpGanV1Clean::new(vb, &config)?) };
+        Ok(Self { net, config, stored_noises, device: device.clone(), dtype })
     }
 
     pub fn config(&self) -> &Config {
-        self.model.config()
+        &self.config
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.net {
+            Net::Candle(_) => Engine::Candle,
+            Net::Nhwc(_) => Engine::Nhwc,
+        }
     }
 
     pub fn device(&self) -> &Device {
@@ -57,10 +99,26 @@ impl Restorer {
         self.check_input(x.dims())?;
         let x = x.to_device(&self.device)?.to_dtype(self.dtype)?;
         let noises = match noise {
-            NoiseMode::Stored => self.model.decoder().stored_noises().to_vec(),
+            NoiseMode::Stored => self.stored_noises.clone(),
             NoiseMode::Random { seed } => random_noises(self.config(), x.dim(0)?, seed, &self.device, self.dtype)?,
         };
-        Ok(self.model.forward_detailed(&x, &noises)?)
+        match &self.net {
+            Net::Candle(model) => Ok(model.forward_detailed(&x, &noises)?),
+            Net::Nhwc(net) => {
+                let noises = noises.iter().map(|t| t.flatten_all()?.to_vec1::<f32>()).collect::<candle_core::Result<Vec<_>>>()?;
+                let out = net.forward(&Act::from_nchw(&x)?, &noises);
+                let n = x.dim(0)?;
+                let s = self.config.num_style_feat;
+                let style_code = Tensor::from_vec(out.style_code, (n, self.config.style_code_len()), &Device::Cpu)?;
+                let style_code =
+                    if self.config.different_w { style_code.reshape((n, self.config.num_latent(), s))? } else { style_code };
+                Ok(Forward {
+                    image: out.image.to_nchw()?,
+                    style_code,
+                    conditions: out.conditions.iter().map(Act::to_nchw).collect::<candle_core::Result<_>>()?,
+                })
+            }
+        }
     }
 
     /// Restored faces as `f32` on the CPU, `(n, 3, size, size)`, RGB in about [-1, 1].

@@ -6,7 +6,14 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{CONFIGS, checkpoint, io, max_abs, max_abs_diff};
 use gfpgan::model::Config;
-use gfpgan::{NoiseMode, Restorer};
+use gfpgan::{Checkpoint, Engine, NoiseMode, Restorer};
+
+const ENGINES: [Engine; 2] = [Engine::Candle, Engine::Nhwc];
+
+fn load(config: &str, engine: Engine) -> Restorer {
+    let ckpt = Checkpoint::load(&checkpoint(config)).unwrap();
+    Restorer::with_engine(&ckpt, &Device::Cpu, DType::F32, engine).unwrap()
+}
 
 /// The bound: max abs error at most 1e-4 of the output's magnitude, in f32.
 const REL_TOL: f32 = 1e-4;
@@ -21,16 +28,17 @@ fn assert_close(name: &str, got: &Tensor, want: &Tensor) {
 
 #[test]
 fn output_style_code_and_conditions_match_the_official_forward() {
-    for config in CONFIGS {
-        let restorer = Restorer::load(&checkpoint(config), &Device::Cpu, DType::F32).unwrap();
+    for (config, engine) in CONFIGS.iter().flat_map(|c| ENGINES.map(|e| (*c, e))) {
+        let restorer = load(config, engine);
+        assert_eq!(restorer.engine(), engine);
         let io = io(config);
         let out = restorer.forward_detailed(&io["input"], NoiseMode::Stored).unwrap();
-        assert_close(&format!("{config} output"), &out.image, &io["output"]);
-        assert_close(&format!("{config} style code"), &out.style_code, &io["style_code"]);
+        assert_close(&format!("{config} {engine:?} output"), &out.image, &io["output"]);
+        assert_close(&format!("{config} {engine:?} style code"), &out.style_code, &io["style_code"]);
         let mut checked = 0;
         for (k, cond) in out.conditions.iter().enumerate() {
             if let Some(want) = io.get(&format!("cond.{k}")) {
-                assert_close(&format!("{config} condition {k}"), cond, want);
+                assert_close(&format!("{config} {engine:?} condition {k}"), cond, want);
                 checked += 1;
             }
         }
@@ -72,19 +80,35 @@ fn released_512_configuration_has_the_official_285_tensors() {
 
 #[test]
 fn a_batch_equals_single_passes() {
-    let restorer = Restorer::load(&checkpoint("a64"), &Device::Cpu, DType::F32).unwrap();
-    let x = &io("a64")["input"];
-    let batched = restorer.restore(x, NoiseMode::Stored).unwrap();
-    for i in 0..x.dim(0).unwrap() {
-        let single = restorer.restore(&x.narrow(0, i, 1).unwrap(), NoiseMode::Stored).unwrap();
-        let err = max_abs_diff(&single, &batched.narrow(0, i, 1).unwrap());
-        assert!(err <= 1e-5 * max_abs(&single), "face {i}: batch differs by {err}");
+    for engine in ENGINES {
+        let restorer = load("a64", engine);
+        let x = &io("a64")["input"];
+        for noise in [NoiseMode::Stored, NoiseMode::Random { seed: 3 }] {
+            let batched = restorer.restore(x, noise).unwrap();
+            for i in 0..x.dim(0).unwrap() {
+                let single = restorer.restore(&x.narrow(0, i, 1).unwrap(), NoiseMode::Stored).unwrap();
+                let err = max_abs_diff(&single, &batched.narrow(0, i, 1).unwrap());
+                if noise == NoiseMode::Stored {
+                    assert!(err <= 1e-5 * max_abs(&single), "{engine:?} face {i}: batch differs by {err}");
+                }
+            }
+        }
     }
+}
+
+#[test]
+fn both_engines_agree_with_random_noise() {
+    let x = &io("b128")["input"];
+    let noise = NoiseMode::Random { seed: 11 };
+    let a = load("b128", Engine::Candle).restore(x, noise).unwrap();
+    let b = load("b128", Engine::Nhwc).restore(x, noise).unwrap();
+    assert!(max_abs_diff(&a, &b) <= 1e-5 * max_abs(&a));
 }
 
 #[test]
 fn stored_noise_is_deterministic_and_seeded_noise_is_reproducible() {
     let restorer = Restorer::load(&checkpoint("c256"), &Device::Cpu, DType::F32).unwrap();
+    assert_eq!(restorer.engine(), Engine::Nhwc);
     let x = &io("c256")["input"];
     let run = |noise| restorer.restore(x, noise).unwrap();
     let stored = run(NoiseMode::Stored);
@@ -98,10 +122,12 @@ fn stored_noise_is_deterministic_and_seeded_noise_is_reproducible() {
 
 #[test]
 fn wrong_input_shapes_are_rejected() {
-    let restorer = Restorer::load(&checkpoint("a64"), &Device::Cpu, DType::F32).unwrap();
-    for dims in [(1, 3, 32, 32), (1, 4, 64, 64), (0, 3, 64, 64)] {
-        let x = Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
-        let msg = restorer.restore(&x, NoiseMode::Stored).unwrap_err().to_string();
-        assert!(msg.contains("(N, 3, 64, 64)"), "{msg}");
+    for engine in ENGINES {
+        let restorer = load("a64", engine);
+        for dims in [(1, 3, 32, 32), (1, 4, 64, 64), (0, 3, 64, 64)] {
+            let x = Tensor::zeros(dims, DType::F32, &Device::Cpu).unwrap();
+            let msg = restorer.restore(&x, NoiseMode::Stored).unwrap_err().to_string();
+            assert!(msg.contains("(N, 3, 64, 64)"), "{msg}");
+        }
     }
 }

@@ -1,0 +1,156 @@
+//! Convolutions as matrix products on NHWC activations, with weights packed once at load.
+//!
+//! A 3x3 convolution reads a zero-padded input. Laid out as rows of pixels with a pitch of
+//! `w + 2`, output pixel `r` of the padded grid needs, for kernel row `kh`, the three pixels
+//! starting at `r + kh * (w + 2)`: `3 * c` consecutive floats. So each kernel row is one GEMM
+//! whose left matrix is the padded input itself with a row stride of `c` (rows overlap): three
+//! accumulating GEMMs and no im2col buffer. The two extra columns of each output row are
+//! computed and dropped; the epilogue that drops them also applies bias, demodulation, noise,
+//! activation and residual in the same pass.
+
+use candle_core::{Result, Tensor};
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+use super::act::{Act, Padded, lrelu};
+
+fn parallelism() -> Parallelism {
+    Parallelism::Rayon(rayon::current_num_threads())
+}
+
+/// `dst (m x n) (+)= lhs (m x k, row stride lhs_rs) * rhs (k x n)`, all row-major.
+///
+/// # Safety
+/// `lhs` must be valid for reads of `(m - 1) * lhs_rs + k` floats and `rhs` of `k * n`.
+unsafe fn matmul(dst: &mut [f32], accumulate: bool, m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: usize, rhs: &[f32]) {
+    assert!(dst.len() >= m * n && rhs.len() >= k * n);
+    unsafe {
+        gemm(
+            m, n, k,
+            dst.as_mut_ptr(), 1, n as isize, accumulate,
+            lhs, 1, lhs_rs as isize,
+            rhs.as_ptr(), 1, n as isize,
+            1.0, 1.0, false, false, false,
+            parallelism(),
+        );
+    }
+}
+
+/// `x (rows x k) * w_t (k x n) + bias`, for the linear layers.
+pub fn linear(x: &[f32], rows: usize, w_t: &[f32], bias: Option<&[f32]>, n: usize) -> Vec<f32> {
+    let k = w_t.len() / n;
+    assert_eq!(x.len(), rows * k);
+    let mut out = match bias {
+        Some(b) => (0..rows).flat_map(|_| b.iter().copied()).collect(),
+        None => vec![0.0; rows * n],
+    };
+    // SAFETY: x holds rows * k floats.
+    unsafe { matmul(&mut out, true, rows, n, k, x.as_ptr(), k, w_t) };
+    out
+}
+
+/// Per-pixel work done while copying the product out of its padded grid.
+#[derive(Default)]
+pub struct Epilogue<'a> {
+    /// Multiplier per (image, output channel): the demodulation factors.
+    pub scale: Option<&'a [f32]>,
+    /// Noise map `(1 or n, h, w)` and its strength.
+    pub noise: Option<(&'a [f32], f32)>,
+    /// Per output channel, added after scale and noise.
+    pub bias: Option<&'a [f32]>,
+    pub lrelu: bool,
+    /// Added last (after the activation): a residual branch.
+    pub residual: Option<&'a Act>,
+}
+
+/// A convolution with stride 1 and "same" padding, kernel 1 or 3.
+pub struct Conv {
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    /// `[kh][kw * cin + ci][co]`: one `(k * cin) x cout` matrix per kernel row.
+    packed: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+}
+
+impl Conv {
+    /// From an OIHW weight (`(cout, cin, k, k)`, or `(1, cout, cin, k, k)` for modulated ones).
+    pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        let dims = weight.dims();
+        let (cout, cin, k) = (dims[dims.len() - 4], dims[dims.len() - 3], dims[dims.len() - 1]);
+        let w = weight.reshape((cout, cin, k, k))?.permute((2, 3, 1, 0))?; // (kh, kw, ci, co)
+        let packed = w.flatten_all()?.to_vec1::<f32>()?;
+        let bias = bias.map(|b| b.flatten_all()?.to_vec1::<f32>()).transpose()?;
+        Ok(Self { cin, cout, k, packed, bias })
+    }
+
+    /// Sum over the kernel taps of the squared weights, `(cin x cout)`: the demodulation
+    /// factor of output `o` for input scales `s` is `1 / sqrt(sum_i s_i^2 wsq[i][o] + eps)`.
+    pub fn squared_taps(&self) -> Vec<f32> {
+        let mut wsq = vec![0.0f32; self.cin * self.cout];
+        for tap in self.packed.chunks_exact(self.cin * self.cout) {
+            wsq.iter_mut().zip(tap).for_each(|(a, w)| *a += w * w);
+        }
+        wsq
+    }
+
+    /// Convolves a padded input (`pad == k / 2`) and finishes each output pixel.
+    pub fn forward(&self, x: &Padded, epi: &Epilogue) -> Act {
+        assert_eq!((x.c, x.pad), (self.cin, self.k / 2), "conv input channels / padding");
+        let (n, h, w, c) = (x.n, x.h, x.w, x.c);
+        let pitch = x.row_pixels();
+        let rows_per_image = (h + 2 * x.pad) * pitch;
+        // Last output pixel of the padded grid that is a real output, plus one.
+        let m = (n - 1) * rows_per_image + (h - 1) * pitch + w;
+        let kk = self.k * c;
+        let mut q = vec![0.0f32; m * self.cout];
+        for kh in 0..self.k {
+            let rhs = &self.packed[kh * kk * self.cout..(kh + 1) * kk * self.cout];
+            // SAFETY: the last row read starts at pixel (m - 1) + kh * pitch and spans k pixels,
+            // which ends at the last pixel of the padded buffer for kh = k - 1.
+            unsafe { matmul(&mut q, kh > 0, m, self.cout, kk, x.data.as_ptr().add(kh * pitch * c), c, rhs) };
+        }
+        self.finish(&q, n, h, w, pitch, rows_per_image, epi)
+    }
+
+    fn finish(&self, q: &[f32], n: usize, h: usize, w: usize, pitch: usize, rows_per_image: usize, epi: &Epilogue) -> Act {
+        let co = self.cout;
+        let mut out = Act::zeros(n, h, w, co);
+        let conv_bias = self.bias.as_deref();
+        out.data.par_chunks_mut(w * co).enumerate().for_each(|(row, dst)| {
+            let (b, y) = (row / h, row % h);
+            let src = &q[(b * rows_per_image + y * pitch) * co..][..w * co];
+            let scale = epi.scale.map(|s| &s[b * co..(b + 1) * co]);
+            let noise = epi.noise.map(|(map, strength)| {
+                let per_image = map.len() / (h * w);
+                (&map[((b % per_image) * h + y) * w..][..w], strength)
+            });
+            let residual = epi.residual.map(|r| &r.data[(b * h + y) * w * co..][..w * co]);
+            for x in 0..w {
+                let (s, d) = (&src[x * co..(x + 1) * co], &mut dst[x * co..(x + 1) * co]);
+                let nz = noise.map_or(0.0, |(map, strength)| strength * map[x]);
+                for o in 0..co {
+                    let mut v = s[o];
+                    if let Some(sc) = scale {
+                        v *= sc[o];
+                    }
+                    v += nz;
+                    if let Some(bias) = conv_bias {
+                        v += bias[o];
+                    }
+                    if let Some(bias) = epi.bias {
+                        v += bias[o];
+                    }
+                    if epi.lrelu {
+                        v = lrelu(v);
+                    }
+                    if let Some(r) = residual {
+                        v += r[x * co + o];
+                    }
+                    d[o] = v;
+                }
+            }
+        });
+        out
+    }
+}

@@ -1,0 +1,11 @@
+//! A faster CPU engine for GFPGANv1Clean: NHWC activations, convolutions as matrix products on
+//! weights packed once at load (no im2col buffers), and bias, demodulation, noise, activation and
+//! residual fused into one pass after each convolution. It mirrors `crate::model` module for
+//! module and is checked against the same parity fixtures.
+
+mod act;
+mod conv;
+mod network;
+
+pub use act::Act;
+pub use network::{Network, Output};
