@@ -3,6 +3,7 @@
 
 pub mod device;
 pub mod error;
+pub mod face;
 pub mod faceapi;
 pub mod model;
 pub mod nhwc;

@@ -1,0 +1,183 @@
+//! Frames as the face pipeline sees them: interleaved RGB in f32 on the 0..255 scale, and the
+//! conversions to and from 8-bit pixels and the network's RGB in [-1, 1].
+
+use candle_core::{Device, Tensor};
+
+use crate::error::{Error, Result};
+
+/// An interleaved RGB image, `h x w x 3`, values on the 0..255 scale (not rounded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rgb {
+    pub w: usize,
+    pub h: usize,
+    pub data: Vec<f32>,
+}
+
+/// How 8-bit pixels are laid out in a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PixelLayout {
+    Rgb,
+    Rgba,
+    Gray,
+}
+
+impl PixelLayout {
+    pub fn channels(self) -> usize {
+        match self {
+            PixelLayout::Rgb => 3,
+            PixelLayout::Rgba => 4,
+            PixelLayout::Gray => 1,
+        }
+    }
+}
+
+/// Rounds to the nearest 8-bit value, clamping out-of-range values.
+pub fn to_u8(v: f32) -> u8 {
+    v.round().clamp(0.0, 255.0) as u8
+}
+
+impl Rgb {
+    pub fn new(w: usize, h: usize) -> Self {
+        Self { w, h, data: vec![0.0; w * h * 3] }
+    }
+
+    /// From 8-bit pixels (gray is replicated to three channels, alpha is ignored).
+    pub fn from_u8(pixels: &[u8], w: usize, h: usize, layout: PixelLayout) -> Result<Self> {
+        let ch = layout.channels();
+        if pixels.len() != w * h * ch {
+            return Err(Error::Input(format!("{w}x{h} {layout:?} needs {} bytes, got {}", w * h * ch, pixels.len())));
+        }
+        let data = pixels
+            .chunks_exact(ch)
+            .flat_map(|p| match layout {
+                PixelLayout::Gray => [p[0]; 3],
+                _ => [p[0], p[1], p[2]],
+            })
+            .map(f32::from)
+            .collect();
+        Ok(Self { w, h, data })
+    }
+
+    /// Writes the colour back into 8-bit pixels of the given layout, rounding and clamping;
+    /// alpha is left as it is, gray gets the Rec. 601 luma.
+    pub fn write_u8(&self, pixels: &mut [u8], layout: PixelLayout) -> Result<()> {
+        let ch = layout.channels();
+        if pixels.len() != self.w * self.h * ch {
+            return Err(Error::Input(format!("buffer of {} bytes for a {}x{} image", pixels.len(), self.w, self.h)));
+        }
+        for (dst, src) in pixels.chunks_exact_mut(ch).zip(self.data.chunks_exact(3)) {
+            match layout {
+                PixelLayout::Gray => dst[0] = to_u8(0.299 * src[0] + 0.587 * src[1] + 0.114 * src[2]),
+                _ => dst[..3].iter_mut().zip(src).for_each(|(d, s)| *d = to_u8(*s)),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn pixel(&self, x: usize, y: usize) -> &[f32] {
+        let i = (y * self.w + x) * 3;
+        &self.data[i..i + 3]
+    }
+
+    /// Bilinear sample at a continuous position (pixel centres at integer coordinates); outside
+    /// the image the nearest edge pixel is used.
+    pub fn sample(&self, x: f32, y: f32) -> [f32; 3] {
+        let x = x.clamp(0.0, (self.w - 1) as f32);
+        let y = y.clamp(0.0, (self.h - 1) as f32);
+        let (x0, y0) = (x.floor() as usize, y.floor() as usize);
+        let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
+        let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+        let (a, b, c, d) = (self.pixel(x0, y0), self.pixel(x1, y0), self.pixel(x0, y1), self.pixel(x1, y1));
+        std::array::from_fn(|k| {
+            let top = a[k] + (b[k] - a[k]) * fx;
+            let bottom = c[k] + (d[k] - c[k]) * fx;
+            top + (bottom - top) * fy
+        })
+    }
+}
+
+/// Square RGB faces to the network's input: `(n, 3, s, s)` with values in [-1, 1].
+pub fn faces_to_tensor(faces: &[Rgb]) -> Result<Tensor> {
+    let s = faces.first().map(|f| f.w).ok_or_else(|| Error::Input("no faces".into()))?;
+    let mut data = Vec::with_capacity(faces.len() * 3 * s * s);
+    for face in faces {
+        if face.w != s || face.h != s {
+            return Err(Error::Input(format!("faces must all be {s}x{s}, got {}x{}", face.w, face.h)));
+        }
+        for k in 0..3 {
+            data.extend(face.data.chunks_exact(3).map(|p| p[k] / 127.5 - 1.0));
+        }
+    }
+    Ok(Tensor::from_vec(data, (faces.len(), 3, s, s), &Device::Cpu)?)
+}
+
+/// The network's output back to RGB faces on the 0..255 scale (clamped to that range, as the
+/// official code clamps to [-1, 1]).
+pub fn tensor_to_faces(t: &Tensor) -> Result<Vec<Rgb>> {
+    let (n, c, h, w) = t.dims4()?;
+    if c != 3 {
+        return Err(Error::Input(format!("expected 3 channels, got {c}")));
+    }
+    let planes = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    Ok((0..n)
+        .map(|i| {
+            let plane = |k: usize| &planes[(i * 3 + k) * h * w..][..h * w];
+            let (r, g, b) = (plane(0), plane(1), plane(2));
+            let data = (0..h * w)
+                .flat_map(|p| [r[p], g[p], b[p]])
+                .map(|v| (v.clamp(-1.0, 1.0) + 1.0) * 127.5)
+                .collect();
+            Rgb { w, h, data }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn u8_round_trips_through_the_network_range() {
+        let pixels: Vec<u8> = (0..=255u8).flat_map(|v| [v, 255 - v, v / 2]).collect();
+        let img = Rgb::from_u8(&pixels, 16, 16, PixelLayout::Rgb).unwrap();
+        let t = faces_to_tensor(&[img.clone()]).unwrap();
+        let max = t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert!(max <= 1.0);
+        let back = tensor_to_faces(&t).unwrap().remove(0);
+        let mut out = vec![0u8; pixels.len()];
+        back.write_u8(&mut out, PixelLayout::Rgb).unwrap();
+        assert_eq!(out, pixels);
+    }
+
+    #[test]
+    fn rgba_keeps_alpha_and_gray_replicates() {
+        let rgba = [10u8, 20, 30, 77, 200, 100, 0, 255];
+        let img = Rgb::from_u8(&rgba, 2, 1, PixelLayout::Rgba).unwrap();
+        assert_eq!(img.data, vec![10.0, 20.0, 30.0, 200.0, 100.0, 0.0]);
+        let mut out = rgba;
+        let mut brighter = img.clone();
+        brighter.data.iter_mut().for_each(|v| *v += 300.0);
+        brighter.write_u8(&mut out, PixelLayout::Rgba).unwrap();
+        assert_eq!(out, [255, 255, 255, 77, 255, 255, 255, 255]);
+        let gray = Rgb::from_u8(&[0, 128], 2, 1, PixelLayout::Gray).unwrap();
+        assert_eq!(gray.pixel(1, 0), &[128.0, 128.0, 128.0]);
+        let mut g = [0u8; 2];
+        gray.write_u8(&mut g, PixelLayout::Gray).unwrap();
+        assert_eq!(g, [0, 128]);
+    }
+
+    #[test]
+    fn wrong_buffer_sizes_are_errors() {
+        assert!(Rgb::from_u8(&[0; 5], 2, 1, PixelLayout::Rgb).is_err());
+        assert!(Rgb::new(2, 2).write_u8(&mut [0; 3], PixelLayout::Rgb).is_err());
+    }
+
+    #[test]
+    fn network_output_is_clamped_and_rounded() {
+        let t = Tensor::from_vec(vec![-2.0f32, 0.0, 2.0], (1, 3, 1, 1), &Device::Cpu).unwrap();
+        let face = tensor_to_faces(&t).unwrap().remove(0);
+        let mut out = [0u8; 3];
+        face.write_u8(&mut out, PixelLayout::Rgb).unwrap();
+        assert_eq!(out, [0, 128, 255]);
+    }
+}

@@ -1,0 +1,10 @@
+//! The photo pipeline around the network: frames and colour conversion, alignment to the FFHQ
+//! template, and pasting restored faces back.
+
+pub mod align;
+pub mod image;
+pub mod paste;
+
+pub use align::{AlignedFace, Similarity, align, template};
+pub use image::{PixelLayout, Rgb};
+pub use paste::{PasteOptions, paste};
