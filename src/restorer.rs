@@ -96,6 +96,11 @@ impl Restorer {
     /// Runs the network on a batch of faces (any dtype/device; converted here) and returns every
     /// intermediate the parity tests check, in the model's dtype on its device.
     pub fn forward_detailed(&self, x: &Tensor, noise: NoiseMode) -> Result<Forward> {
+        self.run(x, noise, true)
+    }
+
+    /// `detailed`: also convert the NHWC engine's SFT conditions (hundreds of MB at 512).
+    fn run(&self, x: &Tensor, noise: NoiseMode, detailed: bool) -> Result<Forward> {
         self.check_input(x.dims())?;
         let x = x.to_device(&self.device)?.to_dtype(self.dtype)?;
         let noises = match noise {
@@ -115,7 +120,11 @@ impl Restorer {
                 Ok(Forward {
                     image: out.image.to_nchw()?,
                     style_code,
-                    conditions: out.conditions.iter().map(Act::to_nchw).collect::<candle_core::Result<_>>()?,
+                    conditions: if detailed {
+                        out.conditions.iter().map(Act::to_nchw).collect::<candle_core::Result<_>>()?
+                    } else {
+                        Vec::new()
+                    },
                 })
             }
         }
@@ -123,6 +132,6 @@ impl Restorer {
 
     /// Restored faces as `f32` on the CPU, `(n, 3, size, size)`, RGB in about [-1, 1].
     pub fn restore(&self, x: &Tensor, noise: NoiseMode) -> Result<Tensor> {
-        Ok(self.forward_detailed(x, noise)?.image.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)
+        Ok(self.run(x, noise, false)?.image.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)
     }
 }
