@@ -74,6 +74,16 @@ impl Rgb {
         Ok(())
     }
 
+    /// Decodes a PNG or JPEG file.
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        let img = image::open(path).map_err(|e| match e {
+            image::ImageError::IoError(io) => Error::io(path, io),
+            other => Error::format(path, format!("cannot decode image: {other}")),
+        })?;
+        let rgb = img.to_rgb8();
+        Self::from_u8(rgb.as_raw(), rgb.width() as usize, rgb.height() as usize, PixelLayout::Rgb)
+    }
+
     pub fn pixel(&self, x: usize, y: usize) -> &[f32] {
         let i = (y * self.w + x) * 3;
         &self.data[i..i + 3]

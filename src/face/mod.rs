@@ -2,9 +2,11 @@
 //! template, and pasting restored faces back.
 
 pub mod align;
+pub mod detect;
 pub mod image;
 pub mod paste;
 
 pub use align::{AlignedFace, Similarity, align, template};
+pub use detect::{Detection, DetectorOptions, FaceDetector};
 pub use image::{PixelLayout, Rgb};
 pub use paste::{PasteOptions, paste};
