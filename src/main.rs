@@ -128,6 +128,19 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Degrade a clean image the way GFP-GAN's training does (blur, downscale, noise, JPEG).
+    Degrade {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Probability of a random colour shift (up to 20 levels per channel).
+        #[arg(long, default_value_t = 0.0)]
+        color_jitter_prob: f32,
+        /// Probability of turning the image grey.
+        #[arg(long, default_value_t = 0.0)]
+        gray_prob: f32,
+    },
     /// Convert a checkpoint (.pth or .safetensors) to .safetensors after checking it.
     Convert {
         input: PathBuf,
@@ -236,6 +249,27 @@ fn run(cli: Cli) -> Result<()> {
             let ckpt = Checkpoint::random(&config, seed)?;
             ckpt.save_safetensors(&output, DType::F32)?;
             eprintln!("wrote {} (random weights, {} parameters)", output.display(), config.num_parameters());
+            Ok(())
+        }
+        Command::Degrade { input, output, seed, color_jitter_prob, gray_prob } => {
+            use gfpgan::face::degrade::{DegradeOptions, degrade};
+            let img = gfpgan::face::Rgb::open(&input)?;
+            let opts = DegradeOptions { color_jitter_prob, gray_prob, ..Default::default() };
+            let (out, d) = degrade(&img, &opts, seed)?;
+            out.save(&output)?;
+            eprintln!(
+                "{} -> {}: blur sigma {:.2}/{:.2} at {:.0} deg, downscale {:.2}x, noise {:.1}, JPEG {}{}{}",
+                input.display(),
+                output.display(),
+                d.sigma.0,
+                d.sigma.1,
+                d.angle.to_degrees(),
+                d.downscale,
+                d.noise_sigma,
+                d.jpeg_quality,
+                d.color_shift.map_or(String::new(), |s| format!(", colour shift {s:.1?}")),
+                if d.gray { ", grey" } else { "" }
+            );
             Ok(())
         }
         Command::Convert { input, output, dtype } => {

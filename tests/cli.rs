@@ -110,3 +110,19 @@ fn init_random_writes_a_loadable_checkpoint() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a power of two"));
 }
+
+#[test]
+fn degrade_writes_a_degraded_image_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("RUSTFACE_SRC_DIR")).join("test.png");
+    let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
+    for out in [&a, &b] {
+        let o = gfpgan(&["degrade", src.to_str().unwrap(), out.to_str().unwrap(), "--seed", "4"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("JPEG"));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    let bad = gfpgan(&["degrade", "/nonexistent.png", dir.path().join("c.png").to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent.png"));
+}

@@ -84,6 +84,14 @@ impl Rgb {
         Self::from_u8(rgb.as_raw(), rgb.width() as usize, rgb.height() as usize, PixelLayout::Rgb)
     }
 
+    /// Encodes as PNG or JPEG (by extension).
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let mut bytes = vec![0u8; self.w * self.h * 3];
+        self.write_u8(&mut bytes, PixelLayout::Rgb)?;
+        image::save_buffer(path, &bytes, self.w as u32, self.h as u32, image::ColorType::Rgb8)
+            .map_err(|e| Error::format(path, format!("cannot write image: {e}")))
+    }
+
     pub fn pixel(&self, x: usize, y: usize) -> &[f32] {
         let i = (y * self.w + x) * 3;
         &self.data[i..i + 3]

@@ -2,6 +2,7 @@
 //! template, and pasting restored faces back.
 
 pub mod align;
+pub mod degrade;
 pub mod detect;
 pub mod image;
 pub mod paste;

@@ -1,0 +1,129 @@
+//! Small tensor operations shared by the face-api nets: input checks and normalisation, TF
+//! "SAME" padding, the NHWC depthwise convolution and the 1x1 (pointwise) convolution.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Per-channel mean (R, G, B) that every face-api net subtracts before dividing by 255.
+pub const MEAN_RGB: [f32; 3] = [122.782, 117.001, 104.298];
+
+/// Checks a batch of `size`x`size` RGB faces laid out `(n, size, size, 3)` (NHWC, 0..255) and
+/// returns it as contiguous `f32`. face-api zero-pads and resizes other sizes first; we leave
+/// that to the caller rather than guess.
+pub fn check_input(x: &Tensor, size: usize, net: &str) -> Result<Tensor> {
+    let ok = matches!(x.dims(), &[n, h, w, 3] if n > 0 && h == size && w == size);
+    if !ok {
+        return Err(Error::Input(format!(
+            "{net} takes a batch of {size}x{size} RGB faces shaped (n, {size}, {size}, 3), got {:?}",
+            x.dims()
+        )));
+    }
+    Ok(x.to_dtype(DType::F32)?.contiguous()?)
+}
+
+/// `(x - MEAN_RGB) / 255` on NHWC, as face-api's `normalize(x, meanRgb).div(255)` computes it
+/// (a true division, not a multiplication by 1/255, so the rounding is the same).
+pub fn normalize(x: &Tensor) -> Result<Tensor> {
+    let mean = Tensor::new(&MEAN_RGB, x.device())?.reshape((1, 1, 1, 3))?;
+    let d255 = Tensor::new(&[255f32], x.device())?.reshape((1, 1, 1, 1))?;
+    Ok(x.broadcast_sub(&mean)?.broadcast_div(&d255)?)
+}
+
+/// TF "SAME" padding for one axis: `(before, after)`. The smaller half goes first, so a 3x3
+/// stride-2 convolution on an even size pads 0 before and 1 after (not 1 and 1).
+pub fn same_padding(size: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
+/// Zero-pads an NCHW tensor to TF "SAME" for a square `kernel` and `stride`, so that a
+/// convolution with padding 0 gives TF's output.
+pub fn pad_same_nchw(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let (top, bottom) = same_padding(h, kernel, stride);
+    let (left, right) = same_padding(w, kernel, stride);
+    Ok(x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?)
+}
+
+/// Depthwise 3x3 convolution, channel multiplier 1, TF "SAME" padding, on NHWC.
+///
+/// Hand-written because candle's grouped convolution runs one convolution per channel. `filter`
+/// is TF's `[3, 3, C, 1]` flattened (index `(ky * 3 + kx) * C + c`); every output sums its taps
+/// in (ky, kx) order, starting from zero, like the tfjs CPU kernel.
+pub fn depthwise3x3(x: &Tensor, filter: &[f32], stride: usize) -> Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    if filter.len() != 9 * c || stride == 0 {
+        return Err(Error::Input(format!(
+            "depthwise 3x3: {} filter values and stride {stride} for {c} channels",
+            filter.len()
+        )));
+    }
+    let (top, _) = same_padding(h, 3, stride);
+    let (left, _) = same_padding(w, 3, stride);
+    let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
+    let input = x.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = vec![0f32; n * oh * ow * c];
+    for (src, dst) in input.chunks_exact(h * w * c).zip(out.chunks_exact_mut(oh * ow * c)) {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let acc = &mut dst[(oy * ow + ox) * c..][..c];
+                for ky in 0..3 {
+                    // Row in the unpadded input; outside it the padding contributes zero.
+                    let Some(iy) = (oy * stride + ky).checked_sub(top).filter(|&y| y < h) else { continue };
+                    for kx in 0..3 {
+                        let Some(ix) = (ox * stride + kx).checked_sub(left).filter(|&x| x < w) else { continue };
+                        let px = &src[(iy * w + ix) * c..][..c];
+                        let k = &filter[(ky * 3 + kx) * c..][..c];
+                        for ((a, &v), &f) in acc.iter_mut().zip(px).zip(k) {
+                            *a += v * f;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Tensor::from_vec(out, (n, oh, ow, c), &Device::Cpu)?.to_device(x.device())?)
+}
+
+/// 1x1 convolution on NHWC: one matrix product `(n*h*w, cin) @ (cin, cout)`; `weight` is the
+/// TF `[1, 1, cin, cout]` filter reshaped to `(cin, cout)`.
+pub fn pointwise(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let (n, h, w, c) = x.dims4()?;
+    let cout = weight.dim(1)?;
+    Ok(x.reshape((n * h * w, c))?.matmul(weight)?.reshape((n, h, w, cout))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_padding_matches_tensorflow() {
+        assert_eq!(same_padding(112, 3, 2), (0, 1));
+        assert_eq!(same_padding(7, 3, 2), (1, 1));
+        assert_eq!(same_padding(35, 3, 1), (1, 1));
+        assert_eq!(same_padding(4, 3, 2), (0, 1));
+    }
+
+    #[test]
+    fn stride2_depthwise_uses_tensorflow_windows() {
+        // The NOTES.md check: all-ones 3x3, stride 2, SAME on 4x4 holding 1..16 -> 54 45 72 54.
+        let x = Tensor::arange(1f32, 17., &Device::Cpu).unwrap().reshape((1, 4, 4, 1)).unwrap();
+        let y = depthwise3x3(&x, &[1.0; 9], 2).unwrap();
+        assert_eq!(y.flatten_all().unwrap().to_vec1::<f32>().unwrap(), vec![54., 45., 72., 54.]);
+        // Stride 1 equals candle's (symmetric padding 1) convolution.
+        let k = Tensor::arange(0f32, 9., &Device::Cpu).unwrap();
+        let y1 = depthwise3x3(&x, &k.to_vec1::<f32>().unwrap(), 1).unwrap();
+        let want = x
+            .permute((0, 3, 1, 2))
+            .unwrap()
+            .conv2d(&k.reshape((1, 1, 3, 3)).unwrap(), 1, 1, 1, 1)
+            .unwrap()
+            .permute((0, 2, 3, 1))
+            .unwrap();
+        let d = (y1 - want).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert_eq!(d, 0.0);
+    }
+}
