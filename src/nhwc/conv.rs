@@ -13,6 +13,13 @@ use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
 use super::act::{Act, Padded, lrelu};
+use super::winograd::Winograd;
+
+/// `GFPGAN_NO_WINOGRAD=1` computes every 3x3 convolution directly (for comparisons).
+fn use_winograd() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("GFPGAN_NO_WINOGRAD").is_none())
+}
 
 fn parallelism() -> Parallelism {
     Parallelism::Rayon(rayon::current_num_threads())
@@ -32,6 +39,23 @@ unsafe fn matmul(dst: &mut [f32], accumulate: bool, m: usize, n: usize, k: usize
             rhs.as_ptr(), 1, n as isize,
             1.0, 1.0, false, false, false,
             parallelism(),
+        );
+    }
+}
+
+/// `dst (m x n) = lhs (m x k) * rhs (k x n)`, contiguous, on the calling thread (for work that
+/// is already split across threads).
+pub fn matmul_serial(dst: &mut [f32], m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32]) {
+    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
+    // SAFETY: the asserts above bound every access.
+    unsafe {
+        gemm(
+            m, n, k,
+            dst.as_mut_ptr(), 1, n as isize, false,
+            lhs.as_ptr(), 1, k as isize,
+            rhs.as_ptr(), 1, n as isize,
+            1.0, 1.0, false, false, false,
+            Parallelism::None,
         );
     }
 }
@@ -63,6 +87,41 @@ pub struct Epilogue<'a> {
     pub residual: Option<&'a Act>,
 }
 
+impl Epilogue<'_> {
+    /// Finishes output pixel `(b, y, x)` of an `h x w` map: `src` holds the raw products of
+    /// its channels, `dst` receives the result.
+    #[inline]
+    pub fn pixel(&self, conv_bias: Option<&[f32]>, (b, y, x): (usize, usize, usize), (h, w): (usize, usize), src: &[f32], dst: &mut [f32]) {
+        let co = dst.len();
+        let scale = self.scale.map(|s| &s[b * co..(b + 1) * co]);
+        let nz = self.noise.map_or(0.0, |(map, strength)| {
+            let per_image = map.len() / (h * w);
+            strength * map[((b % per_image) * h + y) * w + x]
+        });
+        let residual = self.residual.map(|r| &r.data[((b * h + y) * w + x) * co..][..co]);
+        for o in 0..co {
+            let mut v = src[o];
+            if let Some(sc) = scale {
+                v *= sc[o];
+            }
+            v += nz;
+            if let Some(bias) = conv_bias {
+                v += bias[o];
+            }
+            if let Some(bias) = self.bias {
+                v += bias[o];
+            }
+            if self.lrelu {
+                v = lrelu(v);
+            }
+            if let Some(r) = residual {
+                v += r[o];
+            }
+            dst[o] = v;
+        }
+    }
+}
+
 /// A convolution with stride 1 and "same" padding, kernel 1 or 3.
 pub struct Conv {
     pub cin: usize,
@@ -71,6 +130,8 @@ pub struct Conv {
     /// `[kh][kw * cin + ci][co]`: one `(k * cin) x cout` matrix per kernel row.
     packed: Vec<f32>,
     pub bias: Option<Vec<f32>>,
+    /// The Winograd form of 3x3 kernels.
+    winograd: Option<Winograd>,
 }
 
 impl Conv {
@@ -81,7 +142,8 @@ impl Conv {
         let w = weight.reshape((cout, cin, k, k))?.permute((2, 3, 1, 0))?; // (kh, kw, ci, co)
         let packed = w.flatten_all()?.to_vec1::<f32>()?;
         let bias = bias.map(|b| b.flatten_all()?.to_vec1::<f32>()).transpose()?;
-        Ok(Self { cin, cout, k, packed, bias })
+        let winograd = (k == 3).then(|| Winograd::new(&packed, cin, cout));
+        Ok(Self { cin, cout, k, packed, bias, winograd })
     }
 
     /// Sum over the kernel taps of the squared weights, `(cin x cout)`: the demodulation
@@ -97,6 +159,9 @@ impl Conv {
     /// Convolves a padded input (`pad == k / 2`) and finishes each output pixel.
     pub fn forward(&self, x: &Padded, epi: &Epilogue) -> Act {
         assert_eq!((x.c, x.pad), (self.cin, self.k / 2), "conv input channels / padding");
+        if let Some(wino) = self.winograd.as_ref().filter(|_| use_winograd() && Winograd::applies(x)) {
+            return wino.forward(x, self.bias.as_deref(), epi);
+        }
         let (n, h, w, c) = (x.n, x.h, x.w, x.c);
         let pitch = x.row_pixels();
         let rows_per_image = (h + 2 * x.pad) * pitch;
@@ -120,35 +185,8 @@ impl Conv {
         out.data.par_chunks_mut(w * co).enumerate().for_each(|(row, dst)| {
             let (b, y) = (row / h, row % h);
             let src = &q[(b * rows_per_image + y * pitch) * co..][..w * co];
-            let scale = epi.scale.map(|s| &s[b * co..(b + 1) * co]);
-            let noise = epi.noise.map(|(map, strength)| {
-                let per_image = map.len() / (h * w);
-                (&map[((b % per_image) * h + y) * w..][..w], strength)
-            });
-            let residual = epi.residual.map(|r| &r.data[(b * h + y) * w * co..][..w * co]);
-            for x in 0..w {
-                let (s, d) = (&src[x * co..(x + 1) * co], &mut dst[x * co..(x + 1) * co]);
-                let nz = noise.map_or(0.0, |(map, strength)| strength * map[x]);
-                for o in 0..co {
-                    let mut v = s[o];
-                    if let Some(sc) = scale {
-                        v *= sc[o];
-                    }
-                    v += nz;
-                    if let Some(bias) = conv_bias {
-                        v += bias[o];
-                    }
-                    if let Some(bias) = epi.bias {
-                        v += bias[o];
-                    }
-                    if epi.lrelu {
-                        v = lrelu(v);
-                    }
-                    if let Some(r) = residual {
-                        v += r[x * co + o];
-                    }
-                    d[o] = v;
-                }
+            for (x, (s, d)) in src.chunks_exact(co).zip(dst.chunks_exact_mut(co)).enumerate() {
+                epi.pixel(conv_bias, (b, y, x), (h, w), s, d);
             }
         });
         out

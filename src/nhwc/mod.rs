@@ -6,6 +6,7 @@
 mod act;
 mod conv;
 mod network;
+mod winograd;
 
 pub use act::Act;
 pub use network::{Network, Output};
