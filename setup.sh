@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One command on a fresh Debian/Ubuntu machine: installs the system packages, builds the library
-# and the CLI, fetches the official weights (when github.com is reachable), and runs the network
-# on a sample batch of faces, timing it. (Photos and video arrive with the face pipeline and the
-# GStreamer element; this script will run them on the bundled sample clip.)
+# and the CLI, fetches the official weights (when github.com is reachable) and the face-api.js
+# models and sample photos, and restores the faces of two sample photos into out/.
+# (The GStreamer element and its sample clip come next.)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,6 +11,7 @@ packages=(build-essential pkg-config curl ca-certificates python3 python3-venv
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
@@ -20,6 +21,8 @@ command -v cargo >/dev/null || { echo "Rust is needed: https://rustup.rs (rustc 
 
 cargo build --release
 GFPGAN=target/release/gfpgan
+# The face-api.js models (landmarks, expressions, identity) and the face crops the tests use.
+tests/faceapi/run.sh
 
 weights=weights/GFPGANv1.4.pth
 if ! weights/fetch.sh v1.4; then
@@ -31,6 +34,5 @@ if ! weights/fetch.sh v1.4; then
 fi
 
 "$GFPGAN" inspect "$weights"
-mkdir -p out
-"$GFPGAN" bench --weights "$weights" --batch 1 --iters 1 --output out/restored_faces.npy
-echo "restored faces written to out/restored_faces.npy"
+"$GFPGAN" restore weights/face-api/demo/sample1.jpg weights/face-api/demo/sample3.jpg -o out --weights "$weights"
+echo "restored photos written to out/ (originals: weights/face-api/demo/)"

@@ -128,6 +128,33 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Restore the faces of photos (files or folders of jpg/png): detect, align, restore, paste.
+    Restore {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output folder (restored photos are written as PNG).
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long)]
+        weights: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Strength of the restoration, 0 (original) to 1.
+        #[arg(long, default_value_t = 1.0)]
+        weight: f32,
+        /// Restore only the face nearest the image centre.
+        #[arg(long)]
+        only_center_face: bool,
+        /// Faces per network pass.
+        #[arg(long, default_value_t = 4)]
+        batch_size: usize,
+        /// Smallest face to restore, in pixels (below 40 the detector works on an upscaled copy).
+        #[arg(long, default_value_t = 40.0)]
+        min_face_size: f32,
+        /// The face-api.js model folder (weights/fetch-face-models.sh fetches it).
+        #[arg(long, default_value = "weights/face-api/model")]
+        face_models: PathBuf,
+    },
     /// Degrade a clean image the way GFP-GAN's training does (blur, downscale, noise, JPEG).
     Degrade {
         input: PathBuf,
@@ -251,6 +278,41 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {} (random weights, {} parameters)", output.display(), config.num_parameters());
             Ok(())
         }
+        Command::Restore { inputs, output, weights, run, weight, only_center_face, batch_size, min_face_size, face_models } => {
+            use gfpgan::face::pipeline::{PhotoPipeline, PipelineOptions};
+            if !(0.0..=1.0).contains(&weight) {
+                return Err(Error::Input(format!("--weight must be in 0..1, got {weight}")));
+            }
+            let restorer = run.load(&weights)?;
+            let mut opts = PipelineOptions { only_center_face, batch_size, ..Default::default() };
+            opts.detector.min_face_size = min_face_size;
+            opts.paste.weight = weight;
+            let mut pipeline = PhotoPipeline::new(&face_models, opts)?;
+            std::fs::create_dir_all(&output).map_err(|e| Error::io(&output, e))?;
+            let files = image_files(&inputs)?;
+            let mut failed = 0;
+            for file in &files {
+                let start = std::time::Instant::now();
+                let result = gfpgan::face::Rgb::open(file).and_then(|mut frame| {
+                    let faces = pipeline.restore(&mut frame, &restorer)?;
+                    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    let dst = output.join(format!("{name}.png"));
+                    frame.save(&dst)?;
+                    Ok((faces.len(), dst))
+                });
+                match result {
+                    Ok((n, dst)) => println!("{}: {n} face(s) restored in {:.1} s -> {}", file.display(), start.elapsed().as_secs_f32(), dst.display()),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {}", e.to_string().lines().next().unwrap_or_default());
+                    }
+                }
+            }
+            if failed > 0 {
+                return Err(Error::Input(format!("{failed} of {} file(s) could not be restored", files.len())));
+            }
+            Ok(())
+        }
         Command::Degrade { input, output, seed, color_jitter_prob, gray_prob } => {
             use gfpgan::face::degrade::{DegradeOptions, degrade};
             let img = gfpgan::face::Rgb::open(&input)?;
@@ -279,6 +341,29 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The image files among `inputs`, folders expanded (jpg, jpeg, png, webp; sorted).
+fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let is_image = |p: &Path| {
+        p.extension().map(|e| e.to_ascii_lowercase()).is_some_and(|e| ["jpg", "jpeg", "png", "webp"].iter().any(|x| e == *x))
+    };
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| Error::io(input, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && is_image(p))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            // Named files are taken as they are, so that a wrong one gets its own error.
+            files.push(input.clone());
+        }
+    }
+    Ok(files)
 }
 
 fn read_npy(path: &Path) -> Result<Tensor> {

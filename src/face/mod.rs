@@ -6,6 +6,7 @@ pub mod degrade;
 pub mod detect;
 pub mod image;
 pub mod paste;
+pub mod pipeline;
 
 pub use align::{AlignedFace, Similarity, align, template};
 pub use detect::{Detection, DetectorOptions, FaceDetector};

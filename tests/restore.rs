@@ -1,0 +1,103 @@
+//! The photo pipeline end to end on face-api's demo photos (fetched by tests/faceapi/run.sh)
+//! with a small random-weights checkpoint from the parity fixtures.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gfpgan::face::pipeline::{PhotoPipeline, PipelineOptions};
+use gfpgan::face::{Rgb, template};
+
+fn demo(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/demo").join(name);
+    assert!(p.exists(), "{} is missing: run tests/faceapi/run.sh first", p.display());
+    p
+}
+
+fn face_models() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/model")
+}
+
+#[test]
+fn landmarks_give_five_points_that_align_onto_the_template() {
+    let frame = Rgb::open(&demo("sample3.jpg")).unwrap();
+    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
+    let faces = pipeline.analyze(&frame).unwrap();
+    assert!(!faces.is_empty());
+    for f in &faces {
+        let d = f.detection;
+        // Eyes above the nose above the mouth, all inside the (enlarged) detection box.
+        let [le, re, nose, lm, rm] = f.five;
+        assert!(le[0] < re[0] && lm[0] < rm[0], "{:?}", f.five);
+        assert!(le[1].max(re[1]) < nose[1] && nose[1] < lm[1].max(rm[1]), "{:?}", f.five);
+        for p in f.five {
+            assert!(p[0] > d.x - 0.2 * d.w && p[0] < d.x + 1.2 * d.w && p[1] > d.y - 0.2 * d.h && p[1] < d.y + 1.2 * d.h);
+        }
+        // After alignment the five points sit within a few pixels of the template (512 scale).
+        // After alignment the five points sit close to the template: a least-squares fit of a
+        // real face (turned a little) leaves residuals of a few percent of the 512 crop.
+        let face = gfpgan::face::align(&frame, &f.five, 512).unwrap();
+        let residuals: Vec<f32> = f.five.iter().zip(template(512)).map(|(p, t)| {
+            let q = face.to_crop.apply(*p);
+            (q[0] - t[0]).hypot(q[1] - t[1])
+        }).collect();
+        let rms = (residuals.iter().map(|r| r * r).sum::<f32>() / 5.0).sqrt();
+        eprintln!("face at {:.0},{:.0}: residuals {residuals:.1?} px, rms {rms:.1}", d.x, d.y);
+        assert!(rms < 15.0, "{residuals:?}");
+    }
+}
+
+#[test]
+fn landmarks_follow_the_image_when_it_is_mirrored() {
+    let frame = Rgb::open(&demo("sample3.jpg")).unwrap();
+    let mut mirrored = frame.clone();
+    for y in 0..frame.h {
+        for x in 0..frame.w {
+            let (s, d) = ((y * frame.w + x) * 3, (y * frame.w + frame.w - 1 - x) * 3);
+            mirrored.data[d..d + 3].copy_from_slice(&frame.data[s..s + 3]);
+        }
+    }
+    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
+    let (a, b) = (pipeline.analyze(&frame).unwrap(), pipeline.analyze(&mirrored).unwrap());
+    // The nose tip of the largest face moves to the mirrored position (within a few pixels).
+    let nose = a[0].five[2];
+    let expected = [frame.w as f32 - 1.0 - nose[0], nose[1]];
+    let found = b.iter().map(|f| f.five[2]).min_by(|p, q| {
+        let dp = (p[0] - expected[0]).hypot(p[1] - expected[1]);
+        let dq = (q[0] - expected[0]).hypot(q[1] - expected[1]);
+        dp.total_cmp(&dq)
+    });
+    let found = found.unwrap();
+    assert!((found[0] - expected[0]).hypot(found[1] - expected[1]) < 0.05 * a[0].detection.w, "{found:?} vs {expected:?}");
+}
+
+#[test]
+fn cli_restores_a_folder_and_reports_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(demo("sample1.jpg"), input.join("a.jpg")).unwrap();
+    std::fs::write(input.join("b.png"), b"not a png").unwrap();
+    let out = dir.path().join("out");
+    let run = |weight: &str| {
+        Command::new(env!("CARGO_BIN_EXE_gfpgan"))
+            .args(["restore", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
+            .args(["--weights", common::checkpoint("a64").to_str().unwrap(), "--weight", weight])
+            .args(["--face-models", face_models().to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let o = run("1");
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success(), "a corrupt file must make the run fail");
+    assert!(stdout.contains("a.jpg: 2 face(s) restored"), "{stdout}");
+    assert!(stderr.contains("b.png: cannot decode image"), "{stderr}");
+    let original = Rgb::open(&demo("sample1.jpg")).unwrap();
+    let restored = Rgb::open(&out.join("a.png")).unwrap();
+    assert_eq!((restored.w, restored.h), (original.w, original.h));
+    assert_ne!(restored, original);
+    // Weight 0 leaves the photo exactly as it was.
+    run("0");
+    assert_eq!(Rgb::open(&out.join("a.png")).unwrap(), original);
+}
