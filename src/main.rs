@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use candle_core::{DType, Tensor};
 use clap::{Parser, Subcommand, ValueEnum};
 
+use gfpgan::face::align::warp;
+use gfpgan::face::pipeline::{Face, PhotoPipeline, restore_aligned};
+use gfpgan::face::{AlignedFace, PasteOptions, Rgb, Similarity, paste};
+use gfpgan::faceapi::EXPRESSION_LABELS;
 use gfpgan::{Checkpoint, Engine, Error, NoiseMode, Restorer, Result};
 
 #[derive(Parser)]
@@ -73,6 +77,38 @@ impl RunArgs {
     }
 }
 
+/// Input photos and face-finding options shared by `restore` and `analyze`.
+#[derive(clap::Args)]
+struct PhotoArgs {
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Smallest face, in pixels (below 40 the detector works on an upscaled copy, slower).
+    #[arg(long, default_value_t = 40.0)]
+    min_face_size: f32,
+    /// rustface score threshold (unbounded sums; higher finds fewer, surer faces).
+    #[arg(long, default_value_t = 3.85)]
+    score_threshold: f64,
+    /// Resize factor for detection (0.5 halves the work on large photos).
+    #[arg(long, default_value_t = 1.0)]
+    detection_scale: f32,
+    /// Only the face nearest the image centre.
+    #[arg(long)]
+    only_center_face: bool,
+    /// The face-api.js model folder (weights/fetch-face-models.sh fetches it).
+    #[arg(long, default_value = "weights/face-api/model")]
+    face_models: PathBuf,
+}
+
+impl PhotoArgs {
+    fn options(&self) -> gfpgan::face::pipeline::PipelineOptions {
+        let mut opts = gfpgan::face::pipeline::PipelineOptions { only_center_face: self.only_center_face, ..Default::default() };
+        opts.detector.min_face_size = self.min_face_size;
+        opts.detector.score_threshold = self.score_threshold;
+        opts.detector.scale = self.detection_scale;
+        opts
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the network on an (N, 3, S, S) float32 .npy array of aligned faces, RGB in [-1, 1].
@@ -128,10 +164,10 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
-    /// Restore the faces of photos (files or folders of jpg/png): detect, align, restore, paste.
+    /// Restore the faces of photos (files or folders of jpg/png/webp): detect, align, restore, paste.
     Restore {
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        photos: PhotoArgs,
         /// Output folder (restored photos are written as PNG).
         #[arg(short, long)]
         output: PathBuf,
@@ -142,18 +178,26 @@ enum Command {
         /// Strength of the restoration, 0 (original) to 1.
         #[arg(long, default_value_t = 1.0)]
         weight: f32,
-        /// Restore only the face nearest the image centre.
-        #[arg(long)]
-        only_center_face: bool,
         /// Faces per network pass.
         #[arg(long, default_value_t = 4)]
         batch_size: usize,
-        /// Smallest face to restore, in pixels (below 40 the detector works on an upscaled copy).
-        #[arg(long, default_value_t = 40.0)]
-        min_face_size: f32,
-        /// The face-api.js model folder (weights/fetch-face-models.sh fetches it).
-        #[arg(long, default_value = "weights/face-api/model")]
-        face_models: PathBuf,
+        /// The inputs are aligned faces already: restore them whole (resized to the model's size).
+        #[arg(long)]
+        aligned: bool,
+        /// Also write each face's aligned crop before and after restoration (OUTPUT/faces/).
+        #[arg(long)]
+        save_faces: bool,
+        /// Draw the detection boxes and five landmarks on the output.
+        #[arg(long)]
+        draw_boxes: bool,
+        /// Write OUTPUT/NAME.json per image: each face's box, score, five points, expression.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Detect faces, their landmarks and expressions, without restoring; one JSON line per image.
+    Analyze {
+        #[command(flatten)]
+        photos: PhotoArgs,
     },
     /// Degrade a clean image the way GFP-GAN's training does (blur, downscale, noise, JPEG).
     Degrade {
@@ -278,44 +322,76 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {} (random weights, {} parameters)", output.display(), config.num_parameters());
             Ok(())
         }
-        Command::Restore { inputs, output, weights, run, weight, only_center_face, batch_size, min_face_size, face_models } => {
-            use gfpgan::face::pipeline::{PhotoPipeline, PipelineOptions};
+        Command::Restore { photos, output, weights, run, weight, batch_size, aligned, save_faces, draw_boxes, json } => {
             if !(0.0..=1.0).contains(&weight) {
                 return Err(Error::Input(format!("--weight must be in 0..1, got {weight}")));
             }
             let restorer = run.load(&weights)?;
-            let mut opts = PipelineOptions { only_center_face, batch_size, ..Default::default() };
-            opts.detector.min_face_size = min_face_size;
+            let mut opts = photos.options();
             opts.paste.weight = weight;
-            let mut pipeline = PhotoPipeline::new(&face_models, opts)?;
+            opts.batch_size = batch_size;
+            opts.expressions = json;
+            let mut pipeline = if aligned { None } else { Some(PhotoPipeline::new(&photos.face_models, opts)?) };
             std::fs::create_dir_all(&output).map_err(|e| Error::io(&output, e))?;
-            let files = image_files(&inputs)?;
-            let mut failed = 0;
-            for file in &files {
+            let faces_dir = output.join("faces");
+            if save_faces {
+                std::fs::create_dir_all(&faces_dir).map_err(|e| Error::io(&faces_dir, e))?;
+            }
+            for_each_photo(&photos.inputs, |file, name| {
                 let start = std::time::Instant::now();
-                let result = gfpgan::face::Rgb::open(file).and_then(|mut frame| {
-                    let faces = pipeline.restore(&mut frame, &restorer)?;
-                    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                    let dst = output.join(format!("{name}.png"));
-                    frame.save(&dst)?;
-                    Ok((faces.len(), dst))
-                });
-                match result {
-                    Ok((n, dst)) => println!("{}: {n} face(s) restored in {:.1} s -> {}", file.display(), start.elapsed().as_secs_f32(), dst.display()),
-                    Err(e) => {
-                        failed += 1;
-                        eprintln!("error: {}", e.to_string().lines().next().unwrap_or_default());
+                let mut frame = Rgb::open(file)?;
+                let size = restorer.config().out_size;
+                let restored = match pipeline.as_mut() {
+                    None if frame.w != frame.h => {
+                        return Err(Error::format(file, format!("an aligned face must be square, this is {}x{}", frame.w, frame.h)));
+                    }
+                    None => {
+                        // A whole aligned face: resize to the model's size and back.
+                        let to_src = Similarity { a: frame.w as f32 / size as f32, b: 0.0, tx: 0.0, ty: 0.0 };
+                        let crop = warp(&frame, &to_src, size);
+                        let out = restore_aligned(std::slice::from_ref(&crop), &restorer, 1, opts.noise)?.remove(0);
+                        let back = Similarity { a: size as f32 / frame.w as f32, b: 0.0, tx: 0.0, ty: 0.0 };
+                        let face = AlignedFace { crop, to_crop: back };
+                        paste(&mut frame, &face, &out, PasteOptions { weight, feather: 0.0 });
+                        Vec::new()
+                    }
+                    Some(p) => p.restore(&mut frame, &restorer)?,
+                };
+                if save_faces {
+                    for (i, r) in restored.iter().enumerate() {
+                        r.aligned.crop.save(&faces_dir.join(format!("{name}_face{i}_in.png")))?;
+                        r.restored.save(&faces_dir.join(format!("{name}_face{i}_out.png")))?;
                     }
                 }
-            }
-            if failed > 0 {
-                return Err(Error::Input(format!("{failed} of {} file(s) could not be restored", files.len())));
-            }
-            Ok(())
+                let faces: Vec<&Face> = restored.iter().map(|r| &r.face).collect();
+                if draw_boxes {
+                    draw_faces(&mut frame, &faces);
+                }
+                let dst = output.join(format!("{name}.png"));
+                frame.save(&dst)?;
+                let secs = start.elapsed().as_secs_f64();
+                if json {
+                    let path = output.join(format!("{name}.json"));
+                    let text = serde_json::to_string_pretty(&photo_json(file, &faces, secs)).expect("JSON values serialise");
+                    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+                }
+                Ok(format!("{}: {} face(s) restored in {secs:.1} s -> {}", file.display(), faces.len(), dst.display()))
+            })
+        }
+        Command::Analyze { photos } => {
+            let mut opts = photos.options();
+            opts.expressions = true;
+            let mut pipeline = PhotoPipeline::new(&photos.face_models, opts)?;
+            for_each_photo(&photos.inputs, |file, _| {
+                let start = std::time::Instant::now();
+                let faces = pipeline.analyze(&Rgb::open(file)?)?;
+                let refs: Vec<&Face> = faces.iter().collect();
+                Ok(serde_json::to_string(&photo_json(file, &refs, start.elapsed().as_secs_f64())).expect("JSON values serialise"))
+            })
         }
         Command::Degrade { input, output, seed, color_jitter_prob, gray_prob } => {
             use gfpgan::face::degrade::{DegradeOptions, degrade};
-            let img = gfpgan::face::Rgb::open(&input)?;
+            let img = Rgb::open(&input)?;
             let opts = DegradeOptions { color_jitter_prob, gray_prob, ..Default::default() };
             let (out, d) = degrade(&img, &opts, seed)?;
             out.save(&output)?;
@@ -341,6 +417,63 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs `job` on every photo among `inputs` (a progress bar when there are many), printing its
+/// summary line; a failing photo is reported and the others still run; the result says how many
+/// failed.
+fn for_each_photo(inputs: &[PathBuf], mut job: impl FnMut(&Path, &str) -> Result<String>) -> Result<()> {
+    let files = image_files(inputs)?;
+    let bar = if files.len() > 3 { indicatif::ProgressBar::new(files.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    let mut failed = 0;
+    for file in &files {
+        let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        match job(file, &name) {
+            Ok(line) => bar.suspend(|| println!("{line}")),
+            Err(e) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("error: {}", e.to_string().lines().next().unwrap_or_default()));
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if failed > 0 {
+        return Err(Error::Input(format!("{failed} of {} file(s) failed", files.len())));
+    }
+    Ok(())
+}
+
+fn draw_faces(frame: &mut Rgb, faces: &[&Face]) {
+    for f in faces {
+        let d = f.detection;
+        let t = (d.w / 60.0).ceil().max(1.0) as usize;
+        frame.draw_box(d.x, d.y, d.w, d.h, [255.0, 40.0, 40.0], t);
+        for p in f.five {
+            frame.draw_dot(p, t as isize, [40.0, 255.0, 40.0]);
+        }
+    }
+}
+
+fn photo_json(file: &Path, faces: &[&Face], seconds: f64) -> serde_json::Value {
+    let faces: Vec<serde_json::Value> = faces
+        .iter()
+        .map(|f| {
+            let d = f.detection;
+            let expression = f.expression.map(|p| {
+                let probs: serde_json::Map<String, serde_json::Value> =
+                    EXPRESSION_LABELS.iter().zip(p).map(|(l, v)| (l.to_string(), serde_json::json!(v))).collect();
+                serde_json::json!({ "label": f.top_expression().map(|t| t.0), "probabilities": probs })
+            });
+            serde_json::json!({
+                "box": [d.x, d.y, d.w, d.h],
+                "score": d.score,
+                "landmarks5": f.five,
+                "expression": expression,
+            })
+        })
+        .collect();
+    serde_json::json!({ "file": file.display().to_string(), "faces": faces, "seconds": seconds })
 }
 
 /// The image files among `inputs`, folders expanded (jpg, jpeg, png, webp; sorted).

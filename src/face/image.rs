@@ -92,6 +92,39 @@ impl Rgb {
             .map_err(|e| Error::format(path, format!("cannot write image: {e}")))
     }
 
+    /// Draws an axis-aligned rectangle outline (clipped to the image).
+    pub fn draw_box(&mut self, x: f32, y: f32, w: f32, h: f32, color: [f32; 3], thickness: usize) {
+        let (x0, y0) = (x.round() as isize, y.round() as isize);
+        let (x1, y1) = ((x + w).round() as isize, (y + h).round() as isize);
+        for t in 0..thickness as isize {
+            for xx in x0..=x1 {
+                self.put(xx, y0 + t, color);
+                self.put(xx, y1 - t, color);
+            }
+            for yy in y0..=y1 {
+                self.put(x0 + t, yy, color);
+                self.put(x1 - t, yy, color);
+            }
+        }
+    }
+
+    /// Draws a filled square dot of radius `r` around a point.
+    pub fn draw_dot(&mut self, [x, y]: [f32; 2], r: isize, color: [f32; 3]) {
+        let (cx, cy) = (x.round() as isize, y.round() as isize);
+        for yy in cy - r..=cy + r {
+            for xx in cx - r..=cx + r {
+                self.put(xx, yy, color);
+            }
+        }
+    }
+
+    fn put(&mut self, x: isize, y: isize, color: [f32; 3]) {
+        if x >= 0 && y >= 0 && (x as usize) < self.w && (y as usize) < self.h {
+            let i = (y as usize * self.w + x as usize) * 3;
+            self.data[i..i + 3].copy_from_slice(&color);
+        }
+    }
+
     pub fn pixel(&self, x: usize, y: usize) -> &[f32] {
         let i = (y * self.w + x) * 3;
         &self.data[i..i + 3]

@@ -10,7 +10,7 @@ use super::detect::{Detection, DetectorOptions, FaceDetector};
 use super::image::{Rgb, faces_to_tensor, tensor_to_faces};
 use super::paste::{PasteOptions, paste};
 use crate::error::{Error, Result};
-use crate::faceapi::{LANDMARK_INPUT_SIZE, LandmarkNet};
+use crate::faceapi::{EXPRESSION_LABELS, ExpressionNet, LANDMARK_INPUT_SIZE, LandmarkNet};
 use crate::noise::NoiseMode;
 use crate::restorer::Restorer;
 
@@ -25,6 +25,8 @@ pub struct PipelineOptions {
     /// Faces per network pass.
     pub batch_size: usize,
     pub noise: NoiseMode,
+    /// Run the expression net on every face.
+    pub expressions: bool,
 }
 
 impl Default for PipelineOptions {
@@ -36,6 +38,7 @@ impl Default for PipelineOptions {
             only_center_face: false,
             batch_size: 4,
             noise: NoiseMode::Stored,
+            expressions: false,
         }
     }
 }
@@ -48,6 +51,24 @@ pub struct Face {
     pub landmarks: [[f32; 2]; 68],
     /// Eye centres, nose tip, mouth corners (the template's order), frame coordinates.
     pub five: [[f32; 2]; 5],
+    /// Expression probabilities in the order of [`EXPRESSION_LABELS`], when asked for.
+    pub expression: Option<[f32; 7]>,
+}
+
+impl Face {
+    /// The most probable expression and its probability.
+    pub fn top_expression(&self) -> Option<(&'static str, f32)> {
+        let p = self.expression?;
+        let (i, v) = p.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
+        Some((EXPRESSION_LABELS[i], *v))
+    }
+}
+
+/// A face that went through the network: its aligned crop before and after.
+pub struct Restored {
+    pub face: Face,
+    pub aligned: AlignedFace,
+    pub restored: Rgb,
 }
 
 /// GFP-GAN's five points from the 68: eye centres (means of 36-41 and 42-47), nose tip (30),
@@ -64,6 +85,7 @@ pub fn five_points(l: &[[f32; 2]; 68]) -> [[f32; 2]; 5] {
 pub struct PhotoPipeline {
     detector: FaceDetector,
     landmarks: LandmarkNet,
+    expressions: Option<ExpressionNet>,
     opts: PipelineOptions,
 }
 
@@ -73,7 +95,8 @@ impl PhotoPipeline {
         if opts.batch_size == 0 {
             return Err(Error::Input("batch size must be at least 1".into()));
         }
-        Ok(Self { detector: FaceDetector::new(opts.detector)?, landmarks: LandmarkNet::load(face_models)?, opts })
+        let expressions = if opts.expressions { Some(ExpressionNet::load(face_models)?) } else { None };
+        Ok(Self { detector: FaceDetector::new(opts.detector)?, landmarks: LandmarkNet::load(face_models)?, expressions, opts })
     }
 
     /// Detects the faces of a frame and locates their landmarks.
@@ -104,31 +127,53 @@ impl PhotoPipeline {
         }
         let batch = Tensor::from_vec(data, (dets.len(), size, size, 3), &Device::Cpu)?;
         let marks = self.landmarks.landmarks(&batch)?;
+        let expressions: Vec<Option<[f32; 7]>> = match &self.expressions {
+            Some(net) => net
+                .forward(&batch)?
+                .probabilities
+                .to_vec2::<f32>()?
+                .into_iter()
+                .map(|p| p.try_into().ok())
+                .collect(),
+            None => vec![None; marks.len()],
+        };
         Ok(dets
             .into_iter()
             .zip(marks)
             .zip(boxes)
-            .map(|((detection, m), (x0, y0, side))| {
+            .zip(expressions)
+            .map(|(((detection, m), (x0, y0, side)), expression)| {
                 let landmarks = m.in_frame(x0, y0, side);
-                Face { detection, landmarks, five: five_points(&landmarks) }
+                Face { detection, landmarks, five: five_points(&landmarks), expression }
             })
             .collect())
     }
 
-    /// Restores every face of `frame` in place; returns the faces found.
-    pub fn restore(&mut self, frame: &mut Rgb, restorer: &Restorer) -> Result<Vec<Face>> {
+    /// Restores every face of `frame` in place; returns the faces with their aligned crops
+    /// before and after restoration.
+    pub fn restore(&mut self, frame: &mut Rgb, restorer: &Restorer) -> Result<Vec<Restored>> {
         let faces = self.analyze(frame)?;
         let size = restorer.config().out_size;
-        let aligned: Vec<AlignedFace> = faces.iter().filter_map(|f| align(frame, &f.five, size)).collect();
-        for chunk in aligned.chunks(self.opts.batch_size) {
-            let crops: Vec<Rgb> = chunk.iter().map(|a| a.crop.clone()).collect();
-            let restored = tensor_to_faces(&restorer.restore(&faces_to_tensor(&crops)?, self.opts.noise)?)?;
-            for (face, r) in chunk.iter().zip(&restored) {
-                paste(frame, face, r, self.opts.paste);
-            }
+        let aligned: Vec<(Face, AlignedFace)> =
+            faces.into_iter().filter_map(|f| align(frame, &f.five, size).map(|a| (f, a))).collect();
+        let crops: Vec<Rgb> = aligned.iter().map(|(_, a)| a.crop.clone()).collect();
+        let restored = restore_aligned(&crops, restorer, self.opts.batch_size, self.opts.noise)?;
+        let mut out = Vec::with_capacity(aligned.len());
+        for ((face, aligned), restored) in aligned.into_iter().zip(restored) {
+            paste(frame, &aligned, &restored, self.opts.paste);
+            out.push(Restored { face, aligned, restored });
         }
-        Ok(faces)
+        Ok(out)
     }
+}
+
+/// Runs aligned faces through the network in batches of `batch_size`.
+pub fn restore_aligned(crops: &[Rgb], restorer: &Restorer, batch_size: usize, noise: NoiseMode) -> Result<Vec<Rgb>> {
+    let mut restored = Vec::with_capacity(crops.len());
+    for chunk in crops.chunks(batch_size.max(1)) {
+        restored.extend(tensor_to_faces(&restorer.restore(&faces_to_tensor(chunk)?, noise)?)?);
+    }
+    Ok(restored)
 }
 
 #[cfg(test)]
