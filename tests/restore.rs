@@ -205,3 +205,18 @@ fn aligned_inputs_are_restored_whole() {
     assert_eq!((out.w, out.h), (128, 128));
     assert_ne!(out, img);
 }
+
+#[test]
+fn an_identity_restorer_leaves_real_photos_bit_identical() {
+    let frame = Rgb::open(&demo("sample5.jpg")).unwrap();
+    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
+    let faces = pipeline.analyze(&frame).unwrap();
+    assert_eq!(faces.len(), 5);
+    let mut out = frame.clone();
+    for f in &faces {
+        let aligned = gfpgan::face::align(&frame, &f.five, 512).unwrap();
+        let identity = aligned.crop.clone();
+        gfpgan::face::paste(&mut out, &aligned, &identity, gfpgan::face::PasteOptions::default());
+    }
+    assert_eq!(out, frame);
+}
