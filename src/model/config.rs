@@ -92,6 +92,29 @@ impl Config {
         self.channels_with(resolution, self.narrow * 0.5)
     }
 
+    /// U-Net down blocks `(cin, cout)`, from the input resolution down to 4x4; block `i` reads
+    /// maps of side `out_size >> i`.
+    pub fn down_blocks(&self) -> Vec<(usize, usize)> {
+        (3..=self.log_size()).rev().map(|l| (self.unet_channels(1 << l), self.unet_channels(1 << (l - 1)))).collect()
+    }
+
+    /// U-Net up blocks `(cin, cout)`, from 4x4 up; block `i` writes maps of side `8 << i`, which
+    /// its SFT branches read (`cout` wide).
+    pub fn up_blocks(&self) -> Vec<(usize, usize)> {
+        (3..=self.log_size()).map(|l| (self.unet_channels(1 << (l - 1)), self.unet_channels(1 << l))).collect()
+    }
+
+    /// StyleGAN2 decoder levels `(cin, cout)`, from 8x8 up.
+    pub fn decoder_levels(&self) -> Vec<(usize, usize)> {
+        (3..=self.log_size()).map(|l| (self.decoder_channels(1 << (l - 1)), self.decoder_channels(1 << l))).collect()
+    }
+
+    /// Output channels of the SFT branches of an up block `c` wide: all of the decoder's `2c`
+    /// channels, or half of them with `sft_half`.
+    pub fn sft_channels(&self, c: usize) -> usize {
+        if self.sft_half { c } else { 2 * c }
+    }
+
     /// Output width of `final_linear`.
     pub fn style_code_len(&self) -> usize {
         if self.different_w { self.num_latent() * self.num_style_feat } else { self.num_style_feat }
@@ -153,29 +176,21 @@ impl Config {
             add(format!("{name}.bias"), &[1, 3, 1, 1]);
         };
 
-        let log_size = self.log_size();
-        let size = self.out_size;
         // U-Net encoder.
-        conv(&mut add, "conv_body_first", 3, self.unet_channels(size), 1);
-        let mut cin = self.unet_channels(size);
-        for (i, level) in (3..=log_size).rev().enumerate() {
-            let cout = self.unet_channels(1 << (level - 1));
+        conv(&mut add, "conv_body_first", 3, self.unet_channels(self.out_size), 1);
+        for (i, (cin, cout)) in self.down_blocks().into_iter().enumerate() {
             res_block(&mut add, &format!("conv_body_down.{i}"), cin, cout);
-            cin = cout;
         }
-        conv(&mut add, "final_conv", cin, self.unet_channels(4), 3);
+        let c4 = self.unet_channels(4);
+        conv(&mut add, "final_conv", c4, c4, 3);
         // U-Net decoder, its RGB heads and the SFT condition branches.
-        let mut cin = self.unet_channels(4);
-        for (i, level) in (3..=log_size).enumerate() {
-            let cout = self.unet_channels(1 << level);
+        for (i, (cin, cout)) in self.up_blocks().into_iter().enumerate() {
             res_block(&mut add, &format!("conv_body_up.{i}"), cin, cout);
             conv(&mut add, &format!("toRGB.{i}"), cout, 3, 1);
-            let sft_out = if self.sft_half { cout } else { cout * 2 };
             for branch in ["condition_scale", "condition_shift"] {
                 conv(&mut add, &format!("{branch}.{i}.0"), cout, cout, 3);
-                conv(&mut add, &format!("{branch}.{i}.2"), cout, sft_out, 3);
+                conv(&mut add, &format!("{branch}.{i}.2"), cout, self.sft_channels(cout), 3);
             }
-            cin = cout;
         }
         add("final_linear.weight".into(), &[self.style_code_len(), self.unet_channels(4) * 16]);
         add("final_linear.bias".into(), &[self.style_code_len()]);
@@ -189,13 +204,10 @@ impl Config {
         add(format!("{d}.constant_input.weight"), &[1, c4, 4, 4]);
         style_conv(&mut add, &format!("{d}.style_conv1"), c4, c4);
         to_rgb(&mut add, &format!("{d}.to_rgb1"), c4);
-        let mut cin = c4;
-        for (i, level) in (3..=log_size).enumerate() {
-            let cout = self.decoder_channels(1 << level);
+        for (i, (cin, cout)) in self.decoder_levels().into_iter().enumerate() {
             style_conv(&mut add, &format!("{d}.style_convs.{}", 2 * i), cin, cout);
             style_conv(&mut add, &format!("{d}.style_convs.{}", 2 * i + 1), cout, cout);
             to_rgb(&mut add, &format!("{d}.to_rgbs.{i}"), cout);
-            cin = cout;
         }
         for idx in 0..self.num_noises() {
             let r = Self::noise_size(idx);
@@ -297,30 +309,23 @@ impl Config {
     /// auxiliary `toRGB` heads are not computed and not counted).
     pub fn flops_per_face(&self) -> f64 {
         let conv = |cin: usize, cout: usize, k: usize, side: usize| 2.0 * (cin * cout * k * k * side * side) as f64;
-        let log_size = self.log_size();
         let mut f = conv(3, self.unet_channels(self.out_size), 1, self.out_size);
-        let mut cin = self.unet_channels(self.out_size);
-        for level in (3..=log_size).rev() {
-            let (side, cout) = (1 << level, self.unet_channels(1 << (level - 1)));
+        for (i, (cin, cout)) in self.down_blocks().into_iter().enumerate() {
+            let side = self.out_size >> i;
             f += conv(cin, cin, 3, side) + conv(cin, cout, 3, side / 2) + conv(cin, cout, 1, side / 2);
-            cin = cout;
         }
-        f += conv(cin, self.unet_channels(4), 3, 4) + 2.0 * (self.unet_channels(4) * 16 * self.style_code_len()) as f64;
-        let mut cin = self.unet_channels(4);
-        for level in 3..=log_size {
-            let (side, cout) = (1 << level, self.unet_channels(1 << level));
+        let c4 = self.unet_channels(4);
+        f += conv(c4, c4, 3, 4) + 2.0 * (c4 * 16 * self.style_code_len()) as f64;
+        for (i, (cin, cout)) in self.up_blocks().into_iter().enumerate() {
+            let side = 8 << i;
             f += conv(cin, cin, 3, side / 2) + conv(cin, cout, 3, side) + conv(cin, cout, 1, side);
-            let sft_out = if self.sft_half { cout } else { cout * 2 };
-            f += 2.0 * (conv(cout, cout, 3, side) + conv(cout, sft_out, 3, side));
-            cin = cout;
+            f += 2.0 * (conv(cout, cout, 3, side) + conv(cout, self.sft_channels(cout), 3, side));
         }
-        let c4 = self.decoder_channels(4);
-        f += conv(c4, c4, 3, 4) + conv(c4, 3, 1, 4);
-        let mut cin = c4;
-        for level in 3..=log_size {
-            let (side, cout) = (1 << level, self.decoder_channels(1 << level));
+        let d4 = self.decoder_channels(4);
+        f += conv(d4, d4, 3, 4) + conv(d4, 3, 1, 4);
+        for (i, (cin, cout)) in self.decoder_levels().into_iter().enumerate() {
+            let side = 8 << i;
             f += conv(cin, cout, 3, side) + conv(cout, cout, 3, side) + conv(cout, 3, 1, side);
-            cin = cout;
         }
         f
     }

@@ -89,27 +89,18 @@ pub struct GfpGanV1Clean {
 
 impl GfpGanV1Clean {
     pub fn new(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        let log_size = cfg.log_size();
-        let first = cfg.unet_channels(cfg.out_size);
-        let conv_body_first = conv(vb.pp("conv_body_first"), 3, first, 1, true)?;
-        let mut conv_body_down = Vec::new();
-        let mut cin = first;
-        for (i, level) in (3..=log_size).rev().enumerate() {
-            let cout = cfg.unet_channels(1 << (level - 1));
-            conv_body_down.push(ResBlock::new(vb.pp(format!("conv_body_down.{i}")), cin, cout, false)?);
-            cin = cout;
-        }
+        let conv_body_first = conv(vb.pp("conv_body_first"), 3, cfg.unet_channels(cfg.out_size), 1, true)?;
+        let conv_body_down = (cfg.down_blocks().into_iter().enumerate())
+            .map(|(i, (cin, cout))| ResBlock::new(vb.pp(format!("conv_body_down.{i}")), cin, cout, false))
+            .collect::<Result<Vec<_>>>()?;
         let c4 = cfg.unet_channels(4);
-        let final_conv = conv(vb.pp("final_conv"), cin, c4, 3, true)?;
+        let final_conv = conv(vb.pp("final_conv"), c4, c4, 3, true)?;
         let (mut conv_body_up, mut condition_scale, mut condition_shift) = (Vec::new(), Vec::new(), Vec::new());
-        let mut cin = c4;
-        for (i, level) in (3..=log_size).enumerate() {
-            let cout = cfg.unet_channels(1 << level);
+        for (i, (cin, cout)) in cfg.up_blocks().into_iter().enumerate() {
             conv_body_up.push(ResBlock::new(vb.pp(format!("conv_body_up.{i}")), cin, cout, true)?);
-            let sft_out = if cfg.sft_half { cout } else { cout * 2 };
+            let sft_out = cfg.sft_channels(cout);
             condition_scale.push(ConditionBranch::new(vb.pp(format!("condition_scale.{i}")), cout, sft_out)?);
             condition_shift.push(ConditionBranch::new(vb.pp(format!("condition_shift.{i}")), cout, sft_out)?);
-            cin = cout;
         }
         let final_linear = candle_nn::linear(c4 * 16, cfg.style_code_len(), vb.pp("final_linear"))?;
         let stylegan_decoder = StyleGan2Decoder::new(vb.pp("stylegan_decoder"), cfg)?;

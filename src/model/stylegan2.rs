@@ -129,13 +129,10 @@ impl StyleGan2Decoder {
         let style_conv1 = StyleConv::new(vb.pp("style_conv1"), c4, c4, s, false)?;
         let to_rgb1 = ToRgb::new(vb.pp("to_rgb1"), c4, s)?;
         let (mut style_convs, mut to_rgbs) = (Vec::new(), Vec::new());
-        let mut cin = c4;
-        for (i, level) in (3..=cfg.log_size()).enumerate() {
-            let cout = cfg.decoder_channels(1 << level);
+        for (i, (cin, cout)) in cfg.decoder_levels().into_iter().enumerate() {
             style_convs.push(StyleConv::new(vb.pp(format!("style_convs.{}", 2 * i)), cin, cout, s, true)?);
             style_convs.push(StyleConv::new(vb.pp(format!("style_convs.{}", 2 * i + 1)), cout, cout, s, false)?);
             to_rgbs.push(ToRgb::new(vb.pp(format!("to_rgbs.{i}")), cout, s)?);
-            cin = cout;
         }
         let noises = (0..cfg.num_noises())
             .map(|i| {

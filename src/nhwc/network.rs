@@ -172,30 +172,22 @@ pub struct Network {
 impl Network {
     /// Builds from f32 CPU tensors (already checked against the configuration).
     pub fn new(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        let log_size = cfg.log_size();
-        let first = cfg.unet_channels(cfg.out_size);
-        let conv_body_first = conv(&vb, "conv_body_first", 3, first, 1, true)?;
-        let (mut conv_body_down, mut cin) = (Vec::new(), first);
-        for (i, level) in (3..=log_size).rev().enumerate() {
-            let cout = cfg.unet_channels(1 << (level - 1));
-            conv_body_down.push(ResBlock::new(&vb.pp(format!("conv_body_down.{i}")), cin, cout, Resample::Down)?);
-            cin = cout;
-        }
+        let conv_body_first = conv(&vb, "conv_body_first", 3, cfg.unet_channels(cfg.out_size), 1, true)?;
+        let conv_body_down = (cfg.down_blocks().into_iter().enumerate())
+            .map(|(i, (cin, cout))| ResBlock::new(&vb.pp(format!("conv_body_down.{i}")), cin, cout, Resample::Down))
+            .collect::<Result<Vec<_>>>()?;
         let c4 = cfg.unet_channels(4);
-        let final_conv = conv(&vb, "final_conv", cin, c4, 3, true)?;
+        let final_conv = conv(&vb, "final_conv", c4, c4, 3, true)?;
         let (mut conv_body_up, mut condition_scale, mut condition_shift) = (Vec::new(), Vec::new(), Vec::new());
-        let mut cin = c4;
-        for (i, level) in (3..=log_size).enumerate() {
-            let cout = cfg.unet_channels(1 << level);
+        for (i, (cin, cout)) in cfg.up_blocks().into_iter().enumerate() {
             conv_body_up.push(ResBlock::new(&vb.pp(format!("conv_body_up.{i}")), cin, cout, Resample::Up)?);
-            let sft_out = if cfg.sft_half { cout } else { cout * 2 };
+            let sft_out = cfg.sft_channels(cout);
             let branch = |name: &str| -> Result<[Conv; 2]> {
                 let vb = vb.pp(format!("{name}.{i}"));
                 Ok([conv(&vb, "0", cout, cout, 3, true)?, conv(&vb, "2", cout, sft_out, 3, true)?])
             };
             condition_scale.push(branch("condition_scale")?);
             condition_shift.push(branch("condition_shift")?);
-            cin = cout;
         }
         let lin = vb.pp("final_linear");
         let w = lin.get((cfg.style_code_len(), c4 * 16), "weight")?;
@@ -209,13 +201,11 @@ impl Network {
         let constant_input = Act::from_nchw(&d.get((1, c4, 4, 4), "constant_input.weight")?)?;
         let style_conv1 = StyleConv::new(d.pp("style_conv1"), c4, c4, s, false)?;
         let to_rgb1 = ToRgb::new(d.pp("to_rgb1"), c4, s)?;
-        let (mut style_convs, mut to_rgbs, mut cin) = (Vec::new(), Vec::new(), c4);
-        for (i, level) in (3..=log_size).enumerate() {
-            let cout = cfg.decoder_channels(1 << level);
+        let (mut style_convs, mut to_rgbs) = (Vec::new(), Vec::new());
+        for (i, (cin, cout)) in cfg.decoder_levels().into_iter().enumerate() {
             style_convs.push(StyleConv::new(d.pp(format!("style_convs.{}", 2 * i)), cin, cout, s, true)?);
             style_convs.push(StyleConv::new(d.pp(format!("style_convs.{}", 2 * i + 1)), cout, cout, s, false)?);
             to_rgbs.push(ToRgb::new(d.pp(format!("to_rgbs.{i}")), cout, s)?);
-            cin = cout;
         }
         Ok(Self {
             cfg: cfg.clone(),
