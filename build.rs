@@ -21,9 +21,8 @@ fn rustface_source() -> Option<PathBuf> {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    let src = rustface_source().unwrap_or_else(|| {
-        panic!("cannot find {CRATE}/{MODEL} in the cargo registry; run `cargo fetch` first")
-    });
+    let src = rustface_source()
+        .unwrap_or_else(|| panic!("cannot find {CRATE}/{MODEL} in the cargo registry; run `cargo fetch` first"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("seeta_fd_frontal_v1.0.bin");
     std::fs::copy(src.join(MODEL), &out).expect("copy the rustface model");
     println!("cargo:rustc-env=RUSTFACE_SRC_DIR={}", src.display());

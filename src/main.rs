@@ -101,7 +101,8 @@ struct PhotoArgs {
 
 impl PhotoArgs {
     fn options(&self) -> gfpgan::face::pipeline::PipelineOptions {
-        let mut opts = gfpgan::face::pipeline::PipelineOptions { only_center_face: self.only_center_face, ..Default::default() };
+        let mut opts =
+            gfpgan::face::pipeline::PipelineOptions { only_center_face: self.only_center_face, ..Default::default() };
         opts.detector.min_face_size = self.min_face_size;
         opts.detector.score_threshold = self.score_threshold;
         opts.detector.scale = self.detection_scale;
@@ -316,13 +317,25 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::InitRandom { output, out_size, num_style_feat, channel_multiplier, narrow, seed } => {
-            let config = gfpgan::model::Config { out_size, num_style_feat, channel_multiplier, narrow, ..Default::default() };
+            let config =
+                gfpgan::model::Config { out_size, num_style_feat, channel_multiplier, narrow, ..Default::default() };
             let ckpt = Checkpoint::random(&config, seed)?;
             ckpt.save_safetensors(&output, DType::F32)?;
             eprintln!("wrote {} (random weights, {} parameters)", output.display(), config.num_parameters());
             Ok(())
         }
-        Command::Restore { photos, output, weights, run, weight, batch_size, aligned, save_faces, draw_boxes, json } => {
+        Command::Restore {
+            photos,
+            output,
+            weights,
+            run,
+            weight,
+            batch_size,
+            aligned,
+            save_faces,
+            draw_boxes,
+            json,
+        } => {
             if !(0.0..=1.0).contains(&weight) {
                 return Err(Error::Input(format!("--weight must be in 0..1, got {weight}")));
             }
@@ -343,7 +356,10 @@ fn run(cli: Cli) -> Result<()> {
                 let size = restorer.config().out_size;
                 let restored = match pipeline.as_mut() {
                     None if frame.w != frame.h => {
-                        return Err(Error::format(file, format!("an aligned face must be square, this is {}x{}", frame.w, frame.h)));
+                        return Err(Error::format(
+                            file,
+                            format!("an aligned face must be square, this is {}x{}", frame.w, frame.h),
+                        ));
                     }
                     None => {
                         // A whole aligned face: resize to the model's size and back.
@@ -372,7 +388,8 @@ fn run(cli: Cli) -> Result<()> {
                 let secs = start.elapsed().as_secs_f64();
                 if json {
                     let path = output.join(format!("{name}.json"));
-                    let text = serde_json::to_string_pretty(&photo_json(file, &faces, secs)).expect("JSON values serialise");
+                    let text =
+                        serde_json::to_string_pretty(&photo_json(file, &faces, secs)).expect("JSON values serialise");
                     std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
                 }
                 Ok(format!("{}: {} face(s) restored in {secs:.1} s -> {}", file.display(), faces.len(), dst.display()))
@@ -386,7 +403,8 @@ fn run(cli: Cli) -> Result<()> {
                 let start = std::time::Instant::now();
                 let faces = pipeline.analyze(&Rgb::open(file)?)?;
                 let refs: Vec<&Face> = faces.iter().collect();
-                Ok(serde_json::to_string(&photo_json(file, &refs, start.elapsed().as_secs_f64())).expect("JSON values serialise"))
+                Ok(serde_json::to_string(&photo_json(file, &refs, start.elapsed().as_secs_f64()))
+                    .expect("JSON values serialise"))
             })
         }
         Command::Degrade { input, output, seed, color_jitter_prob, gray_prob } => {
@@ -424,7 +442,11 @@ fn run(cli: Cli) -> Result<()> {
 /// failed.
 fn for_each_photo(inputs: &[PathBuf], mut job: impl FnMut(&Path, &str) -> Result<String>) -> Result<()> {
     let files = image_files(inputs)?;
-    let bar = if files.len() > 3 { indicatif::ProgressBar::new(files.len() as u64) } else { indicatif::ProgressBar::hidden() };
+    let bar = if files.len() > 3 {
+        indicatif::ProgressBar::new(files.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut failed = 0;
     for file in &files {
         let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -479,7 +501,9 @@ fn photo_json(file: &Path, faces: &[&Face], seconds: f64) -> serde_json::Value {
 /// The image files among `inputs`, folders expanded (jpg, jpeg, png, webp; sorted).
 fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let is_image = |p: &Path| {
-        p.extension().map(|e| e.to_ascii_lowercase()).is_some_and(|e| ["jpg", "jpeg", "png", "webp"].iter().any(|x| e == *x))
+        p.extension()
+            .map(|e| e.to_ascii_lowercase())
+            .is_some_and(|e| ["jpg", "jpeg", "png", "webp"].iter().any(|x| e == *x))
     };
     let mut files = Vec::new();
     for input in inputs {

@@ -57,11 +57,14 @@ impl Restorer {
         };
         let config = checkpoint.config.clone();
         let tensors = checkpoint.tensors_on(device, dtype)?;
-        let stored_noises = (0..config.num_noises())
-            .map(|i| tensors[&format!("stylegan_decoder.noises.noise{i}")].clone())
-            .collect();
+        let stored_noises =
+            (0..config.num_noises()).map(|i| tensors[&format!("stylegan_decoder.noises.noise{i}")].clone()).collect();
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
-        let net = if nhwc { Net::Nhwc(nhwc::Network::new(vb, &config)?) } else { Net::Candle(GfpGanV1Clean::new(vb, &config)?) };
+        let net = if nhwc {
+            Net::Nhwc(nhwc::Network::new(vb, &config)?)
+        } else {
+            Net::Candle(GfpGanV1Clean::new(vb, &config)?)
+        };
         Ok(Self { net, config, stored_noises, device: device.clone(), dtype })
     }
 
@@ -110,13 +113,19 @@ impl Restorer {
         match &self.net {
             Net::Candle(model) => Ok(model.forward_detailed(&x, &noises)?),
             Net::Nhwc(net) => {
-                let noises = noises.iter().map(|t| t.flatten_all()?.to_vec1::<f32>()).collect::<candle_core::Result<Vec<_>>>()?;
+                let noises = noises
+                    .iter()
+                    .map(|t| t.flatten_all()?.to_vec1::<f32>())
+                    .collect::<candle_core::Result<Vec<_>>>()?;
                 let out = net.forward(&Act::from_nchw(&x)?, &noises);
                 let n = x.dim(0)?;
                 let s = self.config.num_style_feat;
                 let style_code = Tensor::from_vec(out.style_code, (n, self.config.style_code_len()), &Device::Cpu)?;
-                let style_code =
-                    if self.config.different_w { style_code.reshape((n, self.config.num_latent(), s))? } else { style_code };
+                let style_code = if self.config.different_w {
+                    style_code.reshape((n, self.config.num_latent(), s))?
+                } else {
+                    style_code
+                };
                 Ok(Forward {
                     image: out.image.to_nchw()?,
                     style_code,

@@ -170,14 +170,20 @@ impl Checkpoint {
             let sample: Vec<&String> = shapes.keys().take(2).collect();
             Error::checkpoint(
                 path,
-                format!("not a GFPGANv1Clean checkpoint: {msg} (the file has {} tensors, e.g. {sample:?})", shapes.len()),
+                format!(
+                    "not a GFPGANv1Clean checkpoint: {msg} (the file has {} tensors, e.g. {sample:?})",
+                    shapes.len()
+                ),
             )
         };
         let config = Config::infer(&shapes).map_err(not_gfpgan)?;
         config.check_shapes(&shapes).map_err(|m| Error::checkpoint(path, m))?;
         for (name, t) in &tensors {
             if !t.dtype().is_float() {
-                return Err(Error::checkpoint(path, format!("tensor `{name}` has dtype {:?}, expected a float", t.dtype())));
+                return Err(Error::checkpoint(
+                    path,
+                    format!("tensor `{name}` has dtype {:?}, expected a float", t.dtype()),
+                ));
             }
         }
         Ok(Self { config, tensors })
@@ -186,10 +192,7 @@ impl Checkpoint {
     /// The tensors converted to `dtype` and moved to `device`, contiguous (candle convolutions
     /// need contiguous kernels).
     pub fn tensors_on(&self, device: &Device, dtype: DType) -> Result<HashMap<String, Tensor>> {
-        self.tensors
-            .iter()
-            .map(|(k, t)| Ok((k.clone(), t.to_dtype(dtype)?.to_device(device)?.contiguous()?)))
-            .collect()
+        self.tensors.iter().map(|(k, t)| Ok((k.clone(), t.to_dtype(dtype)?.to_device(device)?.contiguous()?))).collect()
     }
 
     /// A checkpoint of `config` with random weights of sensible magnitude: for benchmarks (speed
@@ -224,6 +227,7 @@ impl Checkpoint {
     /// Writes the checkpoint as `.safetensors` in `dtype`.
     pub fn save_safetensors(&self, path: &Path, dtype: DType) -> Result<()> {
         let tensors = self.tensors_on(&Device::Cpu, dtype)?;
-        candle_core::safetensors::save(&tensors, path).map_err(|e| Error::format(path, format!("cannot write: {}", one_line(&e))))
+        candle_core::safetensors::save(&tensors, path)
+            .map_err(|e| Error::format(path, format!("cannot write: {}", one_line(&e))))
     }
 }

@@ -72,7 +72,9 @@ fn random_bytes() {
 #[test]
 fn truncated_files() {
     let dir = tempfile::tempdir().unwrap();
-    for (src, needle) in [(checkpoint("a64"), "invalid PyTorch checkpoint"), (checkpoint("c256"), "invalid safetensors file")] {
+    for (src, needle) in
+        [(checkpoint("a64"), "invalid PyTorch checkpoint"), (checkpoint("c256"), "invalid safetensors file")]
+    {
         let bytes = std::fs::read(&src).unwrap();
         for cut in [bytes.len() / 2, bytes.len() - 10] {
             let path = dir.path().join(format!("cut{cut}-{}", src.file_name().unwrap().to_str().unwrap()));
@@ -100,7 +102,8 @@ fn corrupt_tensor_data_inside_a_valid_zip_is_caught() {
 fn legacy_torch_format_says_how_to_convert() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("legacy.pth");
-    std::fs::write(&path, [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]).unwrap();
+    std::fs::write(&path, [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19])
+        .unwrap();
     assert_rejected(&path, "legacy (pre-1.6, non-zip) checkpoint; re-save it");
 }
 
@@ -121,7 +124,10 @@ fn missing_extra_and_misshaped_tensors() {
 
     let mut t = good_tensors();
     t.remove("stylegan_decoder.noises.noise4");
-    assert_rejected(&write_safetensors(dir.path(), "nonoise.safetensors", &t), "missing tensor `stylegan_decoder.noises.noise4`");
+    assert_rejected(
+        &write_safetensors(dir.path(), "nonoise.safetensors", &t),
+        "missing tensor `stylegan_decoder.noises.noise4`",
+    );
 }
 
 #[test]

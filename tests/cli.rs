@@ -26,8 +26,17 @@ fn forward_writes_the_official_output() {
     io["input"].write_npy(&input).unwrap();
     let weights = checkpoint("b128");
     // batch size 1 on a batch of two: the CLI splits and reassembles in order.
-    ok(&["forward", "--weights", weights.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output",
-        output.to_str().unwrap(), "--batch-size", "1"]);
+    ok(&[
+        "forward",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--batch-size",
+        "1",
+    ]);
     let got = Tensor::read_npy(&output).unwrap();
     let want = &io["output"];
     assert!(max_abs_diff(&got, want) <= 1e-4 * max_abs(want));
@@ -44,8 +53,15 @@ fn forward_rejects_wrong_arrays_with_one_line() {
     for (i, (t, needle)) in cases.iter().enumerate() {
         let input = dir.path().join(format!("bad{i}.npy"));
         t.write_npy(&input).unwrap();
-        let out = gfpgan(&["forward", "--weights", weights.to_str().unwrap(), "--input", input.to_str().unwrap(),
-            "--output", dir.path().join("o.npy").to_str().unwrap()]);
+        let out = gfpgan(&[
+            "forward",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            dir.path().join("o.npy").to_str().unwrap(),
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(stderr.contains(needle) && stderr.contains(input.to_str().unwrap()), "{stderr}");
@@ -53,8 +69,15 @@ fn forward_rejects_wrong_arrays_with_one_line() {
     }
     let garbage = dir.path().join("garbage.npy");
     std::fs::write(&garbage, b"not numpy").unwrap();
-    let out = gfpgan(&["forward", "--weights", weights.to_str().unwrap(), "--input", garbage.to_str().unwrap(),
-        "--output", dir.path().join("o.npy").to_str().unwrap()]);
+    let out = gfpgan(&[
+        "forward",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        garbage.to_str().unwrap(),
+        "--output",
+        dir.path().join("o.npy").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable .npy array"));
 }
@@ -62,8 +85,17 @@ fn forward_rejects_wrong_arrays_with_one_line() {
 #[test]
 fn device_errors_are_clear() {
     let weights = checkpoint("a64");
-    let out = gfpgan(&["forward", "--weights", weights.to_str().unwrap(), "--input", "x.npy", "--output", "y.npy",
-        "--device", "quantum"]);
+    let out = gfpgan(&[
+        "forward",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--input",
+        "x.npy",
+        "--output",
+        "y.npy",
+        "--device",
+        "quantum",
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device `quantum`"));
 }
@@ -71,8 +103,15 @@ fn device_errors_are_clear() {
 #[test]
 fn inspect_prints_the_inferred_configuration() {
     let text = ok(&["inspect", checkpoint("c256").to_str().unwrap()]);
-    for line in ["out_size: 256", "channel_multiplier: 2", "narrow: 0.03125", "sft_half: true", "different_w: true",
-        "num_style_feat: 32", "tensors: "] {
+    for line in [
+        "out_size: 256",
+        "channel_multiplier: 2",
+        "narrow: 0.03125",
+        "sft_half: true",
+        "different_w: true",
+        "num_style_feat: 32",
+        "tensors: ",
+    ] {
         assert!(text.contains(line), "missing `{line}` in:\n{text}");
     }
     let params: usize = text.lines().find_map(|l| l.strip_prefix("parameters: ")).unwrap().parse().unwrap();
@@ -91,8 +130,15 @@ fn convert_round_trips_and_f16_stays_close() {
         ok(&["convert", pth.to_str().unwrap(), st.to_str().unwrap(), "--dtype", dtype]);
         assert!(ok(&["inspect", st.to_str().unwrap()]).contains(if dtype == "f16" { "F16" } else { "F32" }));
         let output = dir.path().join(format!("out-{dtype}.npy"));
-        ok(&["forward", "--weights", st.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output",
-            output.to_str().unwrap()]);
+        ok(&[
+            "forward",
+            "--weights",
+            st.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ]);
         let got = Tensor::read_npy(&output).unwrap();
         let err = max_abs_diff(&got, &io["output"]) / max_abs(&io["output"]);
         assert!(err <= tol, "{dtype} weights: relative error {err}");
@@ -117,7 +163,8 @@ fn degrade_writes_a_degraded_image_deterministically() {
     // A small crop of rustface's group photo keeps the 41x41 blur quick in debug builds.
     let photo = gfpgan::face::Rgb::open(&std::path::Path::new(env!("RUSTFACE_SRC_DIR")).join("test.png")).unwrap();
     let src = dir.path().join("src.png");
-    let face_area = gfpgan::face::align::warp(&photo, &gfpgan::face::Similarity { a: 1.0, b: 0.0, tx: 200.0, ty: 20.0 }, 96);
+    let face_area =
+        gfpgan::face::align::warp(&photo, &gfpgan::face::Similarity { a: 1.0, b: 0.0, tx: 200.0, ty: 20.0 }, 96);
     face_area.save(&src).unwrap();
     let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
     for out in [&a, &b] {

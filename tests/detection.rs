@@ -56,7 +56,9 @@ fn half_scale_detection_reports_frame_coordinates() {
     // Every face found at 0.75 matches a full-scale face within a few pixels.
     let matched = found
         .iter()
-        .filter(|d| full.iter().any(|f| (f.center()[0] - d.center()[0]).hypot(f.center()[1] - d.center()[1]) < 0.3 * f.w))
+        .filter(|d| {
+            full.iter().any(|f| (f.center()[0] - d.center()[0]).hypot(f.center()[1] - d.center()[1]) < 0.3 * f.w)
+        })
         .count();
     assert!(matched * 10 >= found.len() * 9, "{matched} of {} matched", found.len());
 }

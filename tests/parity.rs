@@ -52,9 +52,15 @@ fn fixture_configurations_are_inferred() {
     let a = get("a64");
     assert_eq!((a.out_size, a.channel_multiplier, a.narrow, a.sft_half, a.different_w), (64, 1.0, 0.0625, true, false));
     let b = get("b128");
-    assert_eq!((b.out_size, b.channel_multiplier, b.narrow, b.sft_half, b.different_w), (128, 2.0, 0.0625, false, true));
+    assert_eq!(
+        (b.out_size, b.channel_multiplier, b.narrow, b.sft_half, b.different_w),
+        (128, 2.0, 0.0625, false, true)
+    );
     let c = get("c256");
-    assert_eq!((c.out_size, c.channel_multiplier, c.narrow, c.sft_half, c.different_w), (256, 2.0, 0.03125, true, true));
+    assert_eq!(
+        (c.out_size, c.channel_multiplier, c.narrow, c.sft_half, c.different_w),
+        (256, 2.0, 0.03125, true, true)
+    );
     assert_eq!((a.num_style_feat, a.num_mlp, c.num_mlp), (32, 2, 8));
 }
 

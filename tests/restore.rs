@@ -32,16 +32,23 @@ fn landmarks_give_five_points_that_align_onto_the_template() {
         assert!(le[0] < re[0] && lm[0] < rm[0], "{:?}", f.five);
         assert!(le[1].max(re[1]) < nose[1] && nose[1] < lm[1].max(rm[1]), "{:?}", f.five);
         for p in f.five {
-            assert!(p[0] > d.x - 0.2 * d.w && p[0] < d.x + 1.2 * d.w && p[1] > d.y - 0.2 * d.h && p[1] < d.y + 1.2 * d.h);
+            assert!(
+                p[0] > d.x - 0.2 * d.w && p[0] < d.x + 1.2 * d.w && p[1] > d.y - 0.2 * d.h && p[1] < d.y + 1.2 * d.h
+            );
         }
         // After alignment the five points sit within a few pixels of the template (512 scale).
         // After alignment the five points sit close to the template: a least-squares fit of a
         // real face (turned a little) leaves residuals of a few percent of the 512 crop.
         let face = gfpgan::face::align(&frame, &f.five, 512).unwrap();
-        let residuals: Vec<f32> = f.five.iter().zip(template(512)).map(|(p, t)| {
-            let q = face.to_crop.apply(*p);
-            (q[0] - t[0]).hypot(q[1] - t[1])
-        }).collect();
+        let residuals: Vec<f32> = f
+            .five
+            .iter()
+            .zip(template(512))
+            .map(|(p, t)| {
+                let q = face.to_crop.apply(*p);
+                (q[0] - t[0]).hypot(q[1] - t[1])
+            })
+            .collect();
         let rms = (residuals.iter().map(|r| r * r).sum::<f32>() / 5.0).sqrt();
         eprintln!("face at {:.0},{:.0}: residuals {residuals:.1?} px, rms {rms:.1}", d.x, d.y);
         assert!(rms < 15.0, "{residuals:?}");
@@ -69,7 +76,10 @@ fn landmarks_follow_the_image_when_it_is_mirrored() {
         dp.total_cmp(&dq)
     });
     let found = found.unwrap();
-    assert!((found[0] - expected[0]).hypot(found[1] - expected[1]) < 0.05 * a[0].detection.w, "{found:?} vs {expected:?}");
+    assert!(
+        (found[0] - expected[0]).hypot(found[1] - expected[1]) < 0.05 * a[0].detection.w,
+        "{found:?} vs {expected:?}"
+    );
 }
 
 #[test]
@@ -104,7 +114,8 @@ fn cli_restores_a_folder_and_reports_bad_files() {
 
 #[test]
 fn detection_recall_on_the_demo_photos() {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/face_counts.txt")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/face_counts.txt")).unwrap();
     let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
     let (mut total, mut found) = (0, 0);
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
@@ -173,12 +184,26 @@ fn json_and_analyze_report_faces_with_expressions() {
     // The three women of sample3 smile or pout at the camera: face-api calls them happy or neutral.
     assert!(faces.iter().any(|f| f["expression"]["label"] == "happy"));
     let o = Command::new(env!("CARGO_BIN_EXE_gfpgan"))
-        .args(["restore", demo("sample3.jpg").to_str().unwrap(), "-o", dir.path().to_str().unwrap(), "--json", "--save-faces", "--draw-boxes"])
-        .args(["--weights", common::checkpoint("a64").to_str().unwrap(), "--face-models", face_models().to_str().unwrap()])
+        .args([
+            "restore",
+            demo("sample3.jpg").to_str().unwrap(),
+            "-o",
+            dir.path().to_str().unwrap(),
+            "--json",
+            "--save-faces",
+            "--draw-boxes",
+        ])
+        .args([
+            "--weights",
+            common::checkpoint("a64").to_str().unwrap(),
+            "--face-models",
+            face_models().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("sample3.json")).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("sample3.json")).unwrap()).unwrap();
     assert_eq!(j["faces"].as_array().unwrap().len(), 3);
     for i in 0..3 {
         for side in ["in", "out"] {

@@ -5,8 +5,13 @@ use super::image::Rgb;
 
 /// The five FFHQ points of GFP-GAN's 512x512 template: left eye, right eye, nose tip, left and
 /// right mouth corners (image left/right).
-pub const FFHQ_512: [[f32; 2]; 5] =
-    [[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935], [201.26117, 371.41043], [313.08905, 371.15118]];
+pub const FFHQ_512: [[f32; 2]; 5] = [
+    [192.98138, 239.94708],
+    [318.90277, 240.1936],
+    [256.63416, 314.01935],
+    [201.26117, 371.41043],
+    [313.08905, 371.15118],
+];
 
 /// The template scaled to a face of `size` pixels.
 pub fn template(size: usize) -> [[f32; 2]; 5] {

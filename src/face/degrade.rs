@@ -138,7 +138,8 @@ pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -
     let size = kernel_size | 1;
     let mut x = blur(img, &gaussian_kernel(size, d.sigma, d.angle), size);
     let (w, h) = (img.w as u32, img.h as u32);
-    let (sw, sh) = (((w as f32) / d.downscale).round().max(1.0) as u32, ((h as f32) / d.downscale).round().max(1.0) as u32);
+    let (sw, sh) =
+        (((w as f32) / d.downscale).round().max(1.0) as u32, ((h as f32) / d.downscale).round().max(1.0) as u32);
     let mut small = from_image(&image::imageops::resize(&to_image(&x), sw, sh, FilterType::Triangle))?;
     if d.noise_sigma > 0.0 {
         let normal = Normal::new(0.0, d.noise_sigma).map_err(|e| Error::Input(e.to_string()))?;
@@ -153,7 +154,9 @@ pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -
         .to_rgb8();
     x = from_image(&image::imageops::resize(&decoded, w, h, FilterType::Triangle))?;
     if let Some(shift) = d.color_shift {
-        x.data.chunks_exact_mut(3).for_each(|p| p.iter_mut().zip(shift).for_each(|(v, s)| *v = (*v + s).clamp(0.0, 255.0)));
+        x.data
+            .chunks_exact_mut(3)
+            .for_each(|p| p.iter_mut().zip(shift).for_each(|(v, s)| *v = (*v + s).clamp(0.0, 255.0)));
     }
     if d.gray {
         x.data.chunks_exact_mut(3).for_each(|p| {
@@ -202,7 +205,15 @@ mod tests {
     #[test]
     fn blur_removes_detail_and_keeps_the_mean() {
         let img = pattern();
-        let d = Degradation { sigma: (4.0, 4.0), angle: 0.0, downscale: 1.0, noise_sigma: 0.0, jpeg_quality: 100, color_shift: None, gray: false };
+        let d = Degradation {
+            sigma: (4.0, 4.0),
+            angle: 0.0,
+            downscale: 1.0,
+            noise_sigma: 0.0,
+            jpeg_quality: 100,
+            color_shift: None,
+            gray: false,
+        };
         let out = apply(&img, &d, 41, &mut StdRng::seed_from_u64(0)).unwrap();
         let var = |i: &Rgb| {
             let m = i.data.iter().step_by(3).sum::<f32>() / (i.w * i.h) as f32;

@@ -125,7 +125,11 @@ impl FaceDetector {
             let p = frame.pixel(x as usize, y as usize);
             image::Luma([super::image::to_u8(0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])])
         });
-        let gray = if (w, h) == (gray.width(), gray.height()) { gray } else { image::imageops::resize(&gray, w, h, FilterType::Triangle) };
+        let gray = if (w, h) == (gray.width(), gray.height()) {
+            gray
+        } else {
+            image::imageops::resize(&gray, w, h, FilterType::Triangle)
+        };
         let faces = self.detector.detect(&ImageData::new(gray.as_raw(), w, h));
         let mut found: Vec<Detection> = faces
             .iter()

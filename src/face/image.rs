@@ -174,10 +174,8 @@ pub fn tensor_to_faces(t: &Tensor) -> Result<Vec<Rgb>> {
         .map(|i| {
             let plane = |k: usize| &planes[(i * 3 + k) * h * w..][..h * w];
             let (r, g, b) = (plane(0), plane(1), plane(2));
-            let data = (0..h * w)
-                .flat_map(|p| [r[p], g[p], b[p]])
-                .map(|v| (v.clamp(-1.0, 1.0) + 1.0) * 127.5)
-                .collect();
+            let data =
+                (0..h * w).flat_map(|p| [r[p], g[p], b[p]]).map(|v| (v.clamp(-1.0, 1.0) + 1.0) * 127.5).collect();
             Rgb { w, h, data }
         })
         .collect())

@@ -49,7 +49,12 @@ fn frame_box(frame: &Rgb, face: &AlignedFace) -> (usize, usize, usize, usize) {
         }
     }
     let clamp = |v: f32, n: usize| v.clamp(0.0, n as f32) as usize;
-    (clamp(lo[0].floor(), frame.w), clamp(lo[1].floor(), frame.h), clamp(hi[0].ceil() + 1.0, frame.w), clamp(hi[1].ceil() + 1.0, frame.h))
+    (
+        clamp(lo[0].floor(), frame.w),
+        clamp(lo[1].floor(), frame.h),
+        clamp(hi[0].ceil() + 1.0, frame.w),
+        clamp(hi[1].ceil() + 1.0, frame.h),
+    )
 }
 
 /// Adds `weight * mask * (restored - face.crop)`, warped back, to the frame.

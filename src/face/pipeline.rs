@@ -96,7 +96,12 @@ impl PhotoPipeline {
             return Err(Error::Input("batch size must be at least 1".into()));
         }
         let expressions = if opts.expressions { Some(ExpressionNet::load(face_models)?) } else { None };
-        Ok(Self { detector: FaceDetector::new(opts.detector)?, landmarks: LandmarkNet::load(face_models)?, expressions, opts })
+        Ok(Self {
+            detector: FaceDetector::new(opts.detector)?,
+            landmarks: LandmarkNet::load(face_models)?,
+            expressions,
+            opts,
+        })
     }
 
     /// Detects the faces of a frame and locates their landmarks.
@@ -128,13 +133,9 @@ impl PhotoPipeline {
         let batch = Tensor::from_vec(data, (dets.len(), size, size, 3), &Device::Cpu)?;
         let marks = self.landmarks.landmarks(&batch)?;
         let expressions: Vec<Option<[f32; 7]>> = match &self.expressions {
-            Some(net) => net
-                .forward(&batch)?
-                .probabilities
-                .to_vec2::<f32>()?
-                .into_iter()
-                .map(|p| p.try_into().ok())
-                .collect(),
+            Some(net) => {
+                net.forward(&batch)?.probabilities.to_vec2::<f32>()?.into_iter().map(|p| p.try_into().ok()).collect()
+            }
             None => vec![None; marks.len()],
         };
         Ok(dets

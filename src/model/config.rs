@@ -230,9 +230,7 @@ impl Config {
             Ok(shape[axis])
         };
         let d = "stylegan_decoder";
-        let num_down = (0..)
-            .take_while(|i| shapes.contains_key(&format!("conv_body_down.{i}.conv1.weight")))
-            .count();
+        let num_down = (0..).take_while(|i| shapes.contains_key(&format!("conv_body_down.{i}.conv1.weight"))).count();
         if num_down == 0 {
             return Err("no tensor `conv_body_down.0.conv1.weight`".into());
         }
@@ -240,9 +238,7 @@ impl Config {
             return Err(format!("{num_down} U-Net down blocks: more than an output size of 1024 has"));
         }
         let out_size = 1usize << (num_down + 2);
-        let num_mlp = (0..)
-            .take_while(|j| shapes.contains_key(&format!("{d}.style_mlp.{}.weight", 2 * j + 1)))
-            .count();
+        let num_mlp = (0..).take_while(|j| shapes.contains_key(&format!("{d}.style_mlp.{}.weight", 2 * j + 1))).count();
         let num_style_feat = dim(&format!("{d}.style_conv1.modulated_conv.modulation.weight"), 2, 1)?;
         let c4 = dim(&format!("{d}.constant_input.weight"), 4, 1)?;
         let narrow = c4 as f64 / 512.0;

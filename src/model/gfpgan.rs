@@ -151,7 +151,8 @@ impl GfpGanV1Clean {
             conditions.push(self.condition_shift[i].forward(&feat)?);
         }
 
-        let latent = if self.cfg.input_is_latent { style_code.clone() } else { self.stylegan_decoder.style_mlp(&style_code)? };
+        let latent =
+            if self.cfg.input_is_latent { style_code.clone() } else { self.stylegan_decoder.style_mlp(&style_code)? };
         let sft: Vec<SftCondition> =
             conditions.chunks(2).map(|pair| SftCondition { scale: &pair[0], shift: &pair[1] }).collect();
         let image = self.stylegan_decoder.forward(&latent, &sft, noises)?;

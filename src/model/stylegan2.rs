@@ -22,9 +22,18 @@ pub struct ModulatedConv2d {
 }
 
 impl ModulatedConv2d {
-    pub fn new(vb: VarBuilder, cin: usize, cout: usize, k: usize, style: usize, demodulate: bool, upsample: bool) -> Result<Self> {
+    pub fn new(
+        vb: VarBuilder,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        style: usize,
+        demodulate: bool,
+        upsample: bool,
+    ) -> Result<Self> {
         let weight = vb.get((1, cout, cin, k, k), "weight")?.reshape((cout, cin, k, k))?.contiguous()?;
-        let weight_sq_t = if demodulate { Some(weight.sqr()?.sum(D::Minus1)?.sum(D::Minus1)?.t()?.contiguous()?) } else { None };
+        let weight_sq_t =
+            if demodulate { Some(weight.sqr()?.sum(D::Minus1)?.sum(D::Minus1)?.t()?.contiguous()?) } else { None };
         let modulation = candle_nn::linear(style, cin, vb.pp("modulation"))?;
         Ok(Self { weight, weight_sq_t, modulation, padding: k / 2, upsample })
     }

@@ -28,7 +28,9 @@ impl Act {
 
     /// To an NCHW candle tensor on the CPU.
     pub fn to_nchw(&self) -> Result<Tensor> {
-        Tensor::from_slice(&self.data, (self.n, self.h, self.w, self.c), &Device::Cpu)?.permute((0, 3, 1, 2))?.contiguous()
+        Tensor::from_slice(&self.data, (self.n, self.h, self.w, self.c), &Device::Cpu)?
+            .permute((0, 3, 1, 2))?
+            .contiguous()
     }
 
     pub fn add_assign(&mut self, other: &Act) {

@@ -29,15 +29,37 @@ fn parallelism() -> Parallelism {
 ///
 /// # Safety
 /// `lhs` must be valid for reads of `(m - 1) * lhs_rs + k` floats and `rhs` of `k * n`.
-unsafe fn matmul(dst: &mut [f32], accumulate: bool, m: usize, n: usize, k: usize, lhs: *const f32, lhs_rs: usize, rhs: &[f32]) {
+unsafe fn matmul(
+    dst: &mut [f32],
+    accumulate: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: *const f32,
+    lhs_rs: usize,
+    rhs: &[f32],
+) {
     assert!(dst.len() >= m * n && rhs.len() >= k * n);
     unsafe {
         gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize, accumulate,
-            lhs, 1, lhs_rs as isize,
-            rhs.as_ptr(), 1, n as isize,
-            1.0, 1.0, false, false, false,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs,
+            1,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
             parallelism(),
         );
     }
@@ -50,11 +72,24 @@ pub fn matmul_serial(dst: &mut [f32], m: usize, n: usize, k: usize, lhs: &[f32],
     // SAFETY: the asserts above bound every access.
     unsafe {
         gemm(
-            m, n, k,
-            dst.as_mut_ptr(), 1, n as isize, false,
-            lhs.as_ptr(), 1, k as isize,
-            rhs.as_ptr(), 1, n as isize,
-            1.0, 1.0, false, false, false,
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
             Parallelism::None,
         );
     }
@@ -91,7 +126,14 @@ impl Epilogue<'_> {
     /// Finishes output pixel `(b, y, x)` of an `h x w` map: `src` holds the raw products of
     /// its channels, `dst` receives the result.
     #[inline]
-    pub fn pixel(&self, conv_bias: Option<&[f32]>, (b, y, x): (usize, usize, usize), (h, w): (usize, usize), src: &[f32], dst: &mut [f32]) {
+    pub fn pixel(
+        &self,
+        conv_bias: Option<&[f32]>,
+        (b, y, x): (usize, usize, usize),
+        (h, w): (usize, usize),
+        src: &[f32],
+        dst: &mut [f32],
+    ) {
         let co = dst.len();
         let scale = self.scale.map(|s| &s[b * co..(b + 1) * co]);
         let nz = self.noise.map_or(0.0, |(map, strength)| {
@@ -99,25 +141,19 @@ impl Epilogue<'_> {
             strength * map[((b % per_image) * h + y) * w + x]
         });
         let residual = self.residual.map(|r| &r.data[((b * h + y) * w + x) * co..][..co]);
-        for o in 0..co {
-            let mut v = src[o];
-            if let Some(sc) = scale {
-                v *= sc[o];
-            }
-            v += nz;
-            if let Some(bias) = conv_bias {
-                v += bias[o];
-            }
-            if let Some(bias) = self.bias {
-                v += bias[o];
-            }
-            if self.lrelu {
-                v = lrelu(v);
-            }
-            if let Some(r) = residual {
-                v += r[o];
-            }
-            dst[o] = v;
+        // One simple pass per term, so that each vectorises.
+        match scale {
+            Some(sc) => dst.iter_mut().zip(src).zip(sc).for_each(|((d, v), k)| *d = v * k + nz),
+            None => dst.iter_mut().zip(src).for_each(|(d, v)| *d = v + nz),
+        }
+        for bias in [conv_bias, self.bias].into_iter().flatten() {
+            dst.iter_mut().zip(bias).for_each(|(d, b)| *d += b);
+        }
+        if self.lrelu {
+            dst.iter_mut().for_each(|d| *d = lrelu(*d));
+        }
+        if let Some(r) = residual {
+            dst.iter_mut().zip(r).for_each(|(d, r)| *d += r);
         }
     }
 }
@@ -178,7 +214,16 @@ impl Conv {
         self.finish(&q, n, h, w, pitch, rows_per_image, epi)
     }
 
-    fn finish(&self, q: &[f32], n: usize, h: usize, w: usize, pitch: usize, rows_per_image: usize, epi: &Epilogue) -> Act {
+    fn finish(
+        &self,
+        q: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+        pitch: usize,
+        rows_per_image: usize,
+        epi: &Epilogue,
+    ) -> Act {
         let co = self.cout;
         let mut out = Act::zeros(n, h, w, co);
         let conv_bias = self.bias.as_deref();

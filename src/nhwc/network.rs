@@ -73,7 +73,15 @@ struct ModulatedConv {
 }
 
 impl ModulatedConv {
-    fn new(vb: VarBuilder, cin: usize, cout: usize, k: usize, style: usize, demodulate: bool, upsample: bool) -> Result<Self> {
+    fn new(
+        vb: VarBuilder,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        style: usize,
+        demodulate: bool,
+        upsample: bool,
+    ) -> Result<Self> {
         let conv = Conv::new(&vb.get((1, cout, cin, k, k), "weight")?, None)?;
         let wsq = demodulate.then(|| conv.squared_taps());
         Ok(Self { conv, modulation: Linear::new(vb.pp("modulation"), style, cin)?, wsq, upsample })
@@ -119,7 +127,12 @@ impl StyleConv {
     }
 
     fn forward(&self, x: &Act, style: &[f32], noise: &[f32]) -> Act {
-        let epi = Epilogue { noise: Some((noise, self.noise_strength)), bias: Some(&self.bias), lrelu: true, ..Default::default() };
+        let epi = Epilogue {
+            noise: Some((noise, self.noise_strength)),
+            bias: Some(&self.bias),
+            lrelu: true,
+            ..Default::default()
+        };
         self.modulated.forward(x, style, std::f32::consts::SQRT_2, epi)
     }
 }
@@ -280,12 +293,11 @@ fn apply_sft(x: &mut Act, scale: &Act, shift: &Act, sft_half: bool) {
     let (c, cs) = (x.c, scale.c);
     let first = if sft_half { c - cs } else { 0 };
     debug_assert_eq!(c - first, cs);
-    x.data
-        .par_chunks_mut(c)
-        .zip(scale.data.par_chunks(cs).zip(shift.data.par_chunks(cs)))
-        .for_each(|(px, (sc, sh))| {
+    x.data.par_chunks_mut(c).zip(scale.data.par_chunks(cs).zip(shift.data.par_chunks(cs))).for_each(
+        |(px, (sc, sh))| {
             for k in 0..cs {
                 px[first + k] = px[first + k] * sc[k] + sh[k];
             }
-        });
+        },
+    );
 }

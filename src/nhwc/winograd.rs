@@ -36,6 +36,24 @@ const AT: [[f32; 6]; 4] = [
 /// the buffers to stay in cache.
 const TILES_PER_TASK: usize = 64;
 
+/// A growable per-thread buffer.
+#[derive(Default)]
+struct Scratch(Vec<f32>);
+
+impl Scratch {
+    /// The first `n` floats, contents left over from earlier use.
+    fn get(&mut self, n: usize) -> &mut [f32] {
+        if self.0.len() < n {
+            self.0.resize(n, 0.0);
+        }
+        &mut self.0[..n]
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
 /// `dst += k * src`, the inner loop of every transform (vectorised over channels).
 #[inline]
 fn axpy(dst: &mut [f32], k: f32, src: &[f32]) {
@@ -90,69 +108,75 @@ impl Winograd {
         out.data.par_chunks_mut(rows * 4 * w * co).enumerate().for_each(|(task, dst)| {
             let (b, ty0) = (task / tasks_per_image, (task % tasks_per_image) * rows);
             let input = |py: usize, px: usize| &x.data[((b * (h + 2) + py) * pitch + px) * c..][..c];
-            // Input transform: V = B^T d B for every tile, stored as 36 matrices (t x c).
-            let mut v = vec![0.0f32; 36 * t * c];
-            let mut tmp = vec![0.0f32; 36 * c];
-            for tile in 0..t {
-                let (py, px) = (4 * (ty0 + tile / tw), 4 * (tile % tw));
-                tmp.fill(0.0);
-                for a in 0..6 {
-                    for j in 0..6 {
-                        let acc = &mut tmp[(a * 6 + j) * c..][..c];
-                        for i in 0..6 {
-                            if BT[a][i] != 0.0 {
-                                axpy(acc, BT[a][i], input(py + i, px + j));
-                            }
-                        }
-                    }
-                }
-                for a in 0..6 {
-                    for bb in 0..6 {
-                        let acc = &mut v[((a * 6 + bb) * t + tile) * c..][..c];
+            // Per-thread scratch, reused across tasks and layers: no allocation or page faults
+            // per task.
+            SCRATCH.with_borrow_mut(|scratch| {
+                let buf = scratch.get(36 * t * c + 36 * c + 36 * t * co + 24 * co + co);
+                let (v, rest) = buf.split_at_mut(36 * t * c);
+                let (tmp, rest) = rest.split_at_mut(36 * c);
+                let (m, rest) = rest.split_at_mut(36 * t * co);
+                let (tmp_out, y) = rest.split_at_mut(24 * co);
+                v.fill(0.0);
+                // Input transform: V = B^T d B for every tile, stored as 36 matrices (t x c).
+                for tile in 0..t {
+                    let (py, px) = (4 * (ty0 + tile / tw), 4 * (tile % tw));
+                    tmp.fill(0.0);
+                    for a in 0..6 {
                         for j in 0..6 {
-                            if BT[bb][j] != 0.0 {
-                                axpy(acc, BT[bb][j], &tmp[(a * 6 + j) * c..][..c]);
+                            let acc = &mut tmp[(a * 6 + j) * c..][..c];
+                            for i in 0..6 {
+                                if BT[a][i] != 0.0 {
+                                    axpy(acc, BT[a][i], input(py + i, px + j));
+                                }
+                            }
+                        }
+                    }
+                    for a in 0..6 {
+                        for bb in 0..6 {
+                            let acc = &mut v[((a * 6 + bb) * t + tile) * c..][..c];
+                            for j in 0..6 {
+                                if BT[bb][j] != 0.0 {
+                                    axpy(acc, BT[bb][j], &tmp[(a * 6 + j) * c..][..c]);
+                                }
                             }
                         }
                     }
                 }
-            }
-            // 36 products (t x c) * (c x co).
-            let mut m = vec![0.0f32; 36 * t * co];
-            for xi in 0..36 {
-                let (mv, vv) = (&mut m[xi * t * co..][..t * co], &v[xi * t * c..][..t * c]);
-                matmul_serial(mv, t, co, c, vv, &self.u[xi * c * co..][..c * co]);
-            }
-            // Output transform: Y = A^T M A, then the epilogue per pixel.
-            let mut tmp = vec![0.0f32; 24 * co];
-            let mut y = vec![0.0f32; co];
-            for tile in 0..t {
-                let (tr, tx) = (tile / tw, tile % tw);
-                tmp.fill(0.0);
-                for a in 0..4 {
-                    for j in 0..6 {
-                        let acc = &mut tmp[(a * 6 + j) * co..][..co];
-                        for i in 0..6 {
-                            if AT[a][i] != 0.0 {
-                                axpy(acc, AT[a][i], &m[((i * 6 + j) * t + tile) * co..][..co]);
-                            }
-                        }
-                    }
+                // 36 products (t x c) * (c x co).
+                for xi in 0..36 {
+                    let (mv, vv) = (&mut m[xi * t * co..][..t * co], &v[xi * t * c..][..t * c]);
+                    matmul_serial(mv, t, co, c, vv, &self.u[xi * c * co..][..c * co]);
                 }
-                for a in 0..4 {
-                    for bb in 0..4 {
-                        y.fill(0.0);
+                // Output transform: Y = A^T M A, then the epilogue per pixel.
+                let tmp = tmp_out;
+                for tile in 0..t {
+                    let (tr, tx) = (tile / tw, tile % tw);
+                    tmp.fill(0.0);
+                    for a in 0..4 {
                         for j in 0..6 {
-                            if AT[bb][j] != 0.0 {
-                                axpy(&mut y, AT[bb][j], &tmp[(a * 6 + j) * co..][..co]);
+                            let acc = &mut tmp[(a * 6 + j) * co..][..co];
+                            for i in 0..6 {
+                                if AT[a][i] != 0.0 {
+                                    axpy(acc, AT[a][i], &m[((i * 6 + j) * t + tile) * co..][..co]);
+                                }
                             }
                         }
-                        let (oy, ox) = (4 * (ty0 + tr) + a, 4 * tx + bb);
-                        let local = ((4 * tr + a) * w + ox) * co;
-                        epi.pixel(conv_bias, (b, oy, ox), (h, w), &y, &mut dst[local..local + co]);
+                    }
+                    for a in 0..4 {
+                        for bb in 0..4 {
+                            y.fill(0.0);
+                            for j in 0..6 {
+                                if AT[bb][j] != 0.0 {
+                                    axpy(y, AT[bb][j], &tmp[(a * 6 + j) * co..][..co]);
+                                }
+                            }
+                            let (oy, ox) = (4 * (ty0 + tr) + a, 4 * tx + bb);
+                            let local = ((4 * tr + a) * w + ox) * co;
+                            epi.pixel(conv_bias, (b, oy, ox), (h, w), y, &mut dst[local..local + co]);
+                        }
                     }
                 }
-            }
+            });
         });
         out
     }
