@@ -179,8 +179,9 @@ enum Command {
         /// Strength of the restoration, 0 (original) to 1.
         #[arg(long, default_value_t = 1.0)]
         weight: f32,
-        /// Faces per network pass.
-        #[arg(long, default_value_t = 4)]
+        /// Most faces per network pass (all faces of a photo go together up to this many; lower it
+        /// to save memory: each 512 face adds about 0.45 GB on the CPU, see BENCHMARKS.md).
+        #[arg(long, default_value_t = 8)]
         batch_size: usize,
         /// The inputs are aligned faces already: restore them whole (resized to the model's size).
         #[arg(long)]

@@ -36,7 +36,7 @@ impl Default for PipelineOptions {
             landmark_box_scale: 1.2,
             paste: PasteOptions::default(),
             only_center_face: false,
-            batch_size: 4,
+            batch_size: 8,
             noise: NoiseMode::Stored,
             expressions: false,
         }
