@@ -11,6 +11,13 @@ fn gfpgan(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_gfpgan")).args(args).output().unwrap()
 }
 
+/// `forward --weights W --input I --output O` plus `extra`.
+fn forward_args<'a>(weights: &'a str, input: &'a str, output: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["forward", "--weights", weights, "--input", input, "--output", output];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn ok(args: &[&str]) -> String {
     let out = gfpgan(args);
     assert!(out.status.success(), "gfpgan {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -26,17 +33,12 @@ fn forward_writes_the_official_output() {
     io["input"].write_npy(&input).unwrap();
     let weights = checkpoint("b128");
     // batch size 1 on a batch of two: the CLI splits and reassembles in order.
-    ok(&[
-        "forward",
-        "--weights",
+    ok(&forward_args(
         weights.to_str().unwrap(),
-        "--input",
         input.to_str().unwrap(),
-        "--output",
         output.to_str().unwrap(),
-        "--batch-size",
-        "1",
-    ]);
+        &["--batch-size", "1"],
+    ));
     let got = Tensor::read_npy(&output).unwrap();
     let want = &io["output"];
     assert!(max_abs_diff(&got, want) <= 1e-4 * max_abs(want));
@@ -53,15 +55,12 @@ fn forward_rejects_wrong_arrays_with_one_line() {
     for (i, (t, needle)) in cases.iter().enumerate() {
         let input = dir.path().join(format!("bad{i}.npy"));
         t.write_npy(&input).unwrap();
-        let out = gfpgan(&[
-            "forward",
-            "--weights",
+        let out = gfpgan(&forward_args(
             weights.to_str().unwrap(),
-            "--input",
             input.to_str().unwrap(),
-            "--output",
             dir.path().join("o.npy").to_str().unwrap(),
-        ]);
+            &[],
+        ));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(stderr.contains(needle) && stderr.contains(input.to_str().unwrap()), "{stderr}");
@@ -69,15 +68,12 @@ fn forward_rejects_wrong_arrays_with_one_line() {
     }
     let garbage = dir.path().join("garbage.npy");
     std::fs::write(&garbage, b"not numpy").unwrap();
-    let out = gfpgan(&[
-        "forward",
-        "--weights",
+    let out = gfpgan(&forward_args(
         weights.to_str().unwrap(),
-        "--input",
         garbage.to_str().unwrap(),
-        "--output",
         dir.path().join("o.npy").to_str().unwrap(),
-    ]);
+        &[],
+    ));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a readable .npy array"));
 }
@@ -85,17 +81,7 @@ fn forward_rejects_wrong_arrays_with_one_line() {
 #[test]
 fn device_errors_are_clear() {
     let weights = checkpoint("a64");
-    let out = gfpgan(&[
-        "forward",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--input",
-        "x.npy",
-        "--output",
-        "y.npy",
-        "--device",
-        "quantum",
-    ]);
+    let out = gfpgan(&forward_args(weights.to_str().unwrap(), "x.npy", "y.npy", &["--device", "quantum"]));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown device `quantum`"));
 }
@@ -130,15 +116,7 @@ fn convert_round_trips_and_f16_stays_close() {
         ok(&["convert", pth.to_str().unwrap(), st.to_str().unwrap(), "--dtype", dtype]);
         assert!(ok(&["inspect", st.to_str().unwrap()]).contains(if dtype == "f16" { "F16" } else { "F32" }));
         let output = dir.path().join(format!("out-{dtype}.npy"));
-        ok(&[
-            "forward",
-            "--weights",
-            st.to_str().unwrap(),
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            output.to_str().unwrap(),
-        ]);
+        ok(&forward_args(st.to_str().unwrap(), input.to_str().unwrap(), output.to_str().unwrap(), &[]));
         let got = Tensor::read_npy(&output).unwrap();
         let err = max_abs_diff(&got, &io["output"]) / max_abs(&io["output"]);
         assert!(err <= tol, "{dtype} weights: relative error {err}");

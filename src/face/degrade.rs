@@ -1,12 +1,12 @@
 //! The synthetic degradation GFP-GAN is trained with (blur, downscale, noise, JPEG, back to
 //! size, colour jitter, grey), to make test and evaluation material from clean faces.
 
-use image::{ImageBuffer, RgbImage, imageops::FilterType};
+use image::imageops::FilterType;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-use super::image::{PixelLayout, Rgb, to_u8};
+use super::image::{Rgb, luma};
 use crate::error::{Error, Result};
 
 /// Ranges of the official training configuration (train_gfpgan_v1.yml).
@@ -122,17 +122,6 @@ fn blur(img: &Rgb, kernel: &[f32], size: usize) -> Rgb {
     out
 }
 
-fn to_image(img: &Rgb) -> RgbImage {
-    ImageBuffer::from_fn(img.w as u32, img.h as u32, |x, y| {
-        let p = img.pixel(x as usize, y as usize);
-        image::Rgb([to_u8(p[0]), to_u8(p[1]), to_u8(p[2])])
-    })
-}
-
-fn from_image(img: &RgbImage) -> Result<Rgb> {
-    Rgb::from_u8(img.as_raw(), img.width() as usize, img.height() as usize, PixelLayout::Rgb)
-}
-
 /// Applies one degradation; the output has the input's size.
 pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -> Result<Rgb> {
     let size = kernel_size | 1;
@@ -140,19 +129,19 @@ pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -
     let (w, h) = (img.w as u32, img.h as u32);
     let (sw, sh) =
         (((w as f32) / d.downscale).round().max(1.0) as u32, ((h as f32) / d.downscale).round().max(1.0) as u32);
-    let mut small = from_image(&image::imageops::resize(&to_image(&x), sw, sh, FilterType::Triangle))?;
+    let mut small = Rgb::from_rgb8(&image::imageops::resize(&x.to_rgb8(), sw, sh, FilterType::Triangle));
     if d.noise_sigma > 0.0 {
         let normal = Normal::new(0.0, d.noise_sigma).map_err(|e| Error::Input(e.to_string()))?;
         small.data.iter_mut().for_each(|v| *v += normal.sample(rng));
     }
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, d.jpeg_quality)
-        .encode_image(&to_image(&small))
+        .encode_image(&small.to_rgb8())
         .map_err(|e| Error::Input(format!("JPEG encoding: {e}")))?;
     let decoded = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
         .map_err(|e| Error::Input(format!("JPEG decoding: {e}")))?
         .to_rgb8();
-    x = from_image(&image::imageops::resize(&decoded, w, h, FilterType::Triangle))?;
+    x = Rgb::from_rgb8(&image::imageops::resize(&decoded, w, h, FilterType::Triangle));
     if let Some(shift) = d.color_shift {
         x.data
             .chunks_exact_mut(3)
@@ -160,7 +149,7 @@ pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -
     }
     if d.gray {
         x.data.chunks_exact_mut(3).for_each(|p| {
-            let l = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+            let l = luma(p);
             p.fill(l);
         });
     }

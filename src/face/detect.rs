@@ -123,7 +123,7 @@ impl FaceDetector {
         }
         let gray = GrayImage::from_fn(frame.w as u32, frame.h as u32, |x, y| {
             let p = frame.pixel(x as usize, y as usize);
-            image::Luma([super::image::to_u8(0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])])
+            image::Luma([super::image::to_u8(super::image::luma(p))])
         });
         let gray = if (w, h) == (gray.width(), gray.height()) {
             gray

@@ -31,6 +31,11 @@ impl PixelLayout {
     }
 }
 
+/// Rec. 601 luma of an RGB pixel.
+pub fn luma(p: &[f32]) -> f32 {
+    0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]
+}
+
 /// Rounds to the nearest 8-bit value, clamping out-of-range values.
 pub fn to_u8(v: f32) -> u8 {
     v.round().clamp(0.0, 255.0) as u8
@@ -67,7 +72,7 @@ impl Rgb {
         }
         for (dst, src) in pixels.chunks_exact_mut(ch).zip(self.data.chunks_exact(3)) {
             match layout {
-                PixelLayout::Gray => dst[0] = to_u8(0.299 * src[0] + 0.587 * src[1] + 0.114 * src[2]),
+                PixelLayout::Gray => dst[0] = to_u8(luma(src)),
                 _ => dst[..3].iter_mut().zip(src).for_each(|(d, s)| *d = to_u8(*s)),
             }
         }
@@ -80,16 +85,23 @@ impl Rgb {
             image::ImageError::IoError(io) => Error::io(path, io),
             other => Error::format(path, format!("cannot decode image: {other}")),
         })?;
-        let rgb = img.to_rgb8();
-        Self::from_u8(rgb.as_raw(), rgb.width() as usize, rgb.height() as usize, PixelLayout::Rgb)
+        Ok(Self::from_rgb8(&img.to_rgb8()))
     }
 
     /// Encodes as PNG or JPEG (by extension).
     pub fn save(&self, path: &std::path::Path) -> Result<()> {
-        let mut bytes = vec![0u8; self.w * self.h * 3];
-        self.write_u8(&mut bytes, PixelLayout::Rgb)?;
-        image::save_buffer(path, &bytes, self.w as u32, self.h as u32, image::ColorType::Rgb8)
-            .map_err(|e| Error::format(path, format!("cannot write image: {e}")))
+        self.to_rgb8().save(path).map_err(|e| Error::format(path, format!("cannot write image: {e}")))
+    }
+
+    pub fn from_rgb8(img: &image::RgbImage) -> Self {
+        let data = img.as_raw().iter().map(|&v| f32::from(v)).collect();
+        Self { w: img.width() as usize, h: img.height() as usize, data }
+    }
+
+    /// Rounded and clamped to 8 bits.
+    pub fn to_rgb8(&self) -> image::RgbImage {
+        let bytes = self.data.iter().map(|&v| to_u8(v)).collect();
+        image::RgbImage::from_raw(self.w as u32, self.h as u32, bytes).expect("w * h * 3 values")
     }
 
     /// Draws an axis-aligned rectangle outline (clipped to the image).

@@ -28,7 +28,8 @@ fn parallelism() -> Parallelism {
 /// `dst (m x n) (+)= lhs (m x k, row stride lhs_rs) * rhs (k x n)`, all row-major.
 ///
 /// # Safety
-/// `lhs` must be valid for reads of `(m - 1) * lhs_rs + k` floats and `rhs` of `k * n`.
+/// `lhs` must be valid for reads of `(m - 1) * lhs_rs + k` floats.
+#[allow(clippy::too_many_arguments)]
 unsafe fn matmul(
     dst: &mut [f32],
     accumulate: bool,
@@ -38,6 +39,7 @@ unsafe fn matmul(
     lhs: *const f32,
     lhs_rs: usize,
     rhs: &[f32],
+    parallelism: Parallelism,
 ) {
     assert!(dst.len() >= m * n && rhs.len() >= k * n);
     unsafe {
@@ -60,7 +62,7 @@ unsafe fn matmul(
             false,
             false,
             false,
-            parallelism(),
+            parallelism,
         );
     }
 }
@@ -68,31 +70,9 @@ unsafe fn matmul(
 /// `dst (m x n) = lhs (m x k) * rhs (k x n)`, contiguous, on the calling thread (for work that
 /// is already split across threads).
 pub fn matmul_serial(dst: &mut [f32], m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32]) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: the asserts above bound every access.
-    unsafe {
-        gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
+    assert!(lhs.len() >= m * k);
+    // SAFETY: lhs holds m rows of k floats.
+    unsafe { matmul(dst, false, m, n, k, lhs.as_ptr(), k, rhs, Parallelism::None) };
 }
 
 /// `x (rows x k) * w_t (k x n) + bias`, for the linear layers.
@@ -104,7 +84,7 @@ pub fn linear(x: &[f32], rows: usize, w_t: &[f32], bias: Option<&[f32]>, n: usiz
         None => vec![0.0; rows * n],
     };
     // SAFETY: x holds rows * k floats.
-    unsafe { matmul(&mut out, true, rows, n, k, x.as_ptr(), k, w_t) };
+    unsafe { matmul(&mut out, true, rows, n, k, x.as_ptr(), k, w_t, parallelism()) };
     out
 }
 
@@ -209,7 +189,9 @@ impl Conv {
             let rhs = &self.packed[kh * kk * self.cout..(kh + 1) * kk * self.cout];
             // SAFETY: the last row read starts at pixel (m - 1) + kh * pitch and spans k pixels,
             // which ends at the last pixel of the padded buffer for kh = k - 1.
-            unsafe { matmul(&mut q, kh > 0, m, self.cout, kk, x.data.as_ptr().add(kh * pitch * c), c, rhs) };
+            unsafe {
+                matmul(&mut q, kh > 0, m, self.cout, kk, x.data.as_ptr().add(kh * pitch * c), c, rhs, parallelism())
+            };
         }
         self.finish(&q, n, h, w, pitch, rows_per_image, epi)
     }
