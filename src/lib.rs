@@ -9,8 +9,10 @@ pub mod model;
 pub mod nhwc;
 pub mod noise;
 pub mod restorer;
+pub mod video;
 pub mod weights;
 
+pub use candle_core as candle;
 pub use error::{Error, Result};
 pub use noise::NoiseMode;
 pub use restorer::{Engine, Restorer};

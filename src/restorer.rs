@@ -99,17 +99,31 @@ impl Restorer {
     /// Runs the network on a batch of faces (any dtype/device; converted here) and returns every
     /// intermediate the parity tests check, in the model's dtype on its device.
     pub fn forward_detailed(&self, x: &Tensor, noise: NoiseMode) -> Result<Forward> {
-        self.run(x, noise, true)
+        self.check_input(x.dims())?;
+        self.run(x, &self.noises(noise, x.dim(0)?)?, true)
+    }
+
+    fn noises(&self, noise: NoiseMode, batch: usize) -> Result<Vec<Tensor>> {
+        Ok(match noise {
+            NoiseMode::Stored => self.stored_noises.clone(),
+            NoiseMode::Random { seed } => random_noises(self.config(), batch, seed, &self.device, self.dtype)?,
+        })
+    }
+
+    /// One noise set per face, each drawn from its own seed (video: the same noise for a face
+    /// in every frame it appears in), as `restore` takes them.
+    pub fn noises_for_seeds(&self, seeds: &[u64]) -> Result<Vec<Tensor>> {
+        let per_face: Vec<Vec<Tensor>> =
+            seeds.iter().map(|&seed| self.noises(NoiseMode::Random { seed }, 1)).collect::<Result<_>>()?;
+        (0..self.config.num_noises())
+            .map(|i| Ok(Tensor::cat(&per_face.iter().map(|n| &n[i]).collect::<Vec<_>>(), 0)?))
+            .collect()
     }
 
     /// `detailed`: also convert the NHWC engine's SFT conditions (hundreds of MB at 512).
-    fn run(&self, x: &Tensor, noise: NoiseMode, detailed: bool) -> Result<Forward> {
-        self.check_input(x.dims())?;
+    fn run(&self, x: &Tensor, noises: &[Tensor], detailed: bool) -> Result<Forward> {
         let x = x.to_device(&self.device)?.to_dtype(self.dtype)?;
-        let noises = match noise {
-            NoiseMode::Stored => self.stored_noises.clone(),
-            NoiseMode::Random { seed } => random_noises(self.config(), x.dim(0)?, seed, &self.device, self.dtype)?,
-        };
+        let noises = noises.to_vec();
         match &self.net {
             Net::Candle(model) => Ok(model.forward_detailed(&x, &noises)?),
             Net::Nhwc(net) => {
@@ -141,6 +155,21 @@ impl Restorer {
 
     /// Restored faces as `f32` on the CPU, `(n, 3, size, size)`, RGB in about [-1, 1].
     pub fn restore(&self, x: &Tensor, noise: NoiseMode) -> Result<Tensor> {
-        Ok(self.run(x, noise, false)?.image.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)
+        self.check_input(x.dims())?;
+        self.restore_with_noises(x, &self.noises(noise, x.dim(0)?)?)
+    }
+
+    /// `restore` with explicit noise maps: `(1, 1, r, r)` shared by the batch or `(n, 1, r, r)`
+    /// one per face (see `noises_for_seeds`).
+    pub fn restore_with_noises(&self, x: &Tensor, noises: &[Tensor]) -> Result<Tensor> {
+        self.check_input(x.dims())?;
+        if noises.len() != self.config.num_noises() {
+            return Err(Error::Input(format!(
+                "{} noise maps for a decoder of {}",
+                noises.len(),
+                self.config.num_noises()
+            )));
+        }
+        Ok(self.run(x, noises, false)?.image.to_dtype(DType::F32)?.to_device(&Device::Cpu)?)
     }
 }

@@ -41,6 +41,27 @@ pub fn to_u8(v: f32) -> u8 {
     v.round().clamp(0.0, 255.0) as u8
 }
 
+/// Where red, green and blue sit in a packed 8-bit frame (RGBx, BGRA, xRGB, ... all fit), with
+/// rows `row_stride` bytes apart: the layout of a mapped video frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackedLayout {
+    pub pixel_stride: usize,
+    /// Byte offsets of R, G and B inside a pixel.
+    pub offsets: [usize; 3],
+    pub row_stride: usize,
+}
+
+impl PackedLayout {
+    fn check(&self, len: usize, w: usize, h: usize) -> Result<()> {
+        let row = w * self.pixel_stride;
+        let fits = self.offsets.iter().all(|&o| o < self.pixel_stride) && self.row_stride >= row;
+        if !fits || h == 0 || w == 0 || len < (h - 1) * self.row_stride + row {
+            return Err(Error::Input(format!("a {w}x{h} frame does not fit {len} bytes laid out as {self:?}")));
+        }
+        Ok(())
+    }
+}
+
 impl Rgb {
     pub fn new(w: usize, h: usize) -> Self {
         Self { w, h, data: vec![0.0; w * h * 3] }
@@ -61,6 +82,32 @@ impl Rgb {
             .map(f32::from)
             .collect();
         Ok(Self { w, h, data })
+    }
+
+    /// From a packed 8-bit frame (padding and any alpha channel are ignored).
+    pub fn from_packed(bytes: &[u8], w: usize, h: usize, layout: &PackedLayout) -> Result<Self> {
+        layout.check(bytes.len(), w, h)?;
+        let mut data = Vec::with_capacity(w * h * 3);
+        for row in bytes.chunks(layout.row_stride).take(h) {
+            for p in row[..w * layout.pixel_stride].chunks_exact(layout.pixel_stride) {
+                data.extend(layout.offsets.map(|o| f32::from(p[o])));
+            }
+        }
+        Ok(Self { w, h, data })
+    }
+
+    /// Writes rows `rows` of the colour back into a packed 8-bit frame, rounding and clamping;
+    /// the other bytes (padding, alpha, other rows) are left as they are.
+    pub fn write_packed(&self, bytes: &mut [u8], layout: &PackedLayout, rows: std::ops::Range<usize>) -> Result<()> {
+        layout.check(bytes.len(), self.w, self.h)?;
+        for y in rows.start..rows.end.min(self.h) {
+            let row = &mut bytes[y * layout.row_stride..][..self.w * layout.pixel_stride];
+            let src = &self.data[y * self.w * 3..][..self.w * 3];
+            for (p, c) in row.chunks_exact_mut(layout.pixel_stride).zip(src.chunks_exact(3)) {
+                layout.offsets.iter().zip(c).for_each(|(&o, &v)| p[o] = to_u8(v));
+            }
+        }
+        Ok(())
     }
 
     /// Writes the colour back into 8-bit pixels of the given layout, rounding and clamping;
@@ -240,5 +287,23 @@ mod tests {
         let mut out = [0u8; 3];
         face.write_u8(&mut out, PixelLayout::Rgb).unwrap();
         assert_eq!(out, [0, 128, 255]);
+    }
+
+    #[test]
+    fn packed_frames_with_padding_and_swapped_channels_round_trip() {
+        // 2x2 xBGR with 4 bytes of row padding.
+        let layout = PackedLayout { pixel_stride: 4, offsets: [3, 2, 1], row_stride: 12 };
+        let bytes: Vec<u8> = (0..24u8).collect();
+        let img = Rgb::from_packed(&bytes, 2, 2, &layout).unwrap();
+        assert_eq!(img.pixel(0, 0), &[3.0, 2.0, 1.0]);
+        assert_eq!(img.pixel(1, 1), &[19.0, 18.0, 17.0]);
+        let mut out = vec![99u8; 24];
+        img.write_packed(&mut out, &layout, 1..2).unwrap();
+        assert!(out[..12].iter().all(|&b| b == 99), "rows outside the range are untouched");
+        assert_eq!(&out[12..20], &[99, 13, 14, 15, 99, 17, 18, 19]);
+        assert!(out[20..].iter().all(|&b| b == 99), "padding is untouched");
+        assert!(Rgb::from_packed(&bytes[..19], 2, 2, &layout).is_err());
+        let bad = PackedLayout { pixel_stride: 3, offsets: [0, 1, 3], row_stride: 6 };
+        assert!(Rgb::from_packed(&bytes, 2, 2, &bad).is_err());
     }
 }

@@ -10,5 +10,5 @@ pub mod pipeline;
 
 pub use align::{AlignedFace, Similarity, align, template};
 pub use detect::{Detection, DetectorOptions, FaceDetector};
-pub use image::{PixelLayout, Rgb};
+pub use image::{PackedLayout, PixelLayout, Rgb};
 pub use paste::{PasteOptions, paste};

@@ -37,7 +37,7 @@ pub fn mask_at(u: f32, v: f32, size: usize, feather: f32) -> f32 {
 }
 
 /// Frame pixels `(x0..x1, y0..y1)` that can be inside the face's square.
-fn frame_box(frame: &Rgb, face: &AlignedFace) -> (usize, usize, usize, usize) {
+pub fn frame_box(frame: &Rgb, face: &AlignedFace) -> (usize, usize, usize, usize) {
     let last = (face.crop.w - 1) as f32;
     let back = face.to_crop.inverse();
     let corners = [[0.0, 0.0], [last, 0.0], [0.0, last], [last, last]].map(|p| back.apply(p));

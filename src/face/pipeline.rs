@@ -86,6 +86,7 @@ pub struct PhotoPipeline {
     detector: FaceDetector,
     landmarks: LandmarkNet,
     expressions: Option<ExpressionNet>,
+    face_models: std::path::PathBuf,
     opts: PipelineOptions,
 }
 
@@ -100,12 +101,19 @@ impl PhotoPipeline {
             detector: FaceDetector::new(opts.detector)?,
             landmarks: LandmarkNet::load(face_models)?,
             expressions,
+            face_models: face_models.to_path_buf(),
             opts,
         })
     }
 
     /// Detects the faces of a frame and locates their landmarks.
     pub fn analyze(&mut self, frame: &Rgb) -> Result<Vec<Face>> {
+        let dets = self.detect(frame);
+        self.locate(frame, &dets)
+    }
+
+    /// Face boxes of a frame, largest first (only the most central one with `only_center_face`).
+    pub fn detect(&mut self, frame: &Rgb) -> Vec<Detection> {
         let mut dets = self.detector.detect(frame);
         if self.opts.only_center_face && dets.len() > 1 {
             let c = [frame.w as f32 / 2.0, frame.h as f32 / 2.0];
@@ -113,6 +121,11 @@ impl PhotoPipeline {
             dets.sort_by(|a, b| dist(a).total_cmp(&dist(b)));
             dets.truncate(1);
         }
+        dets
+    }
+
+    /// Landmarks (and expressions, when enabled) of the faces in the given boxes, one batch.
+    pub fn locate(&self, frame: &Rgb, dets: &[Detection]) -> Result<Vec<Face>> {
         if dets.is_empty() {
             return Ok(Vec::new());
         }
@@ -139,15 +152,35 @@ impl PhotoPipeline {
             None => vec![None; marks.len()],
         };
         Ok(dets
-            .into_iter()
+            .iter()
             .zip(marks)
             .zip(boxes)
             .zip(expressions)
-            .map(|(((detection, m), (x0, y0, side)), expression)| {
+            .map(|(((&detection, m), (x0, y0, side)), expression)| {
                 let landmarks = m.in_frame(x0, y0, side);
                 Face { detection, landmarks, five: five_points(&landmarks), expression }
             })
             .collect())
+    }
+
+    /// Turns the expression net on (loading it the first time) or off.
+    pub fn set_expressions(&mut self, on: bool) -> Result<()> {
+        if on && self.expressions.is_none() {
+            self.expressions = Some(ExpressionNet::load(&self.face_models)?);
+        } else if !on {
+            self.expressions = None;
+        }
+        self.opts.expressions = on;
+        Ok(())
+    }
+
+    /// New detector options (a new detector when they differ).
+    pub fn set_detector_options(&mut self, opts: DetectorOptions) -> Result<()> {
+        if opts != *self.detector.options() {
+            self.detector = FaceDetector::new(opts)?;
+            self.opts.detector = opts;
+        }
+        Ok(())
     }
 
     /// Restores every face of `frame` in place; returns the faces with their aligned crops

@@ -1,0 +1,663 @@
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gfpgan::face::image::{PackedLayout, Rgb};
+use gfpgan::face::paste::{PasteOptions, frame_box};
+use gfpgan::video::{FrameJob, FrameResult, StreamRestorer, Tuning};
+use gfpgan::{Restorer, device};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::base_transform::GenerateOutputSuccess;
+use gst_base::subclass::prelude::*;
+use gst_video::prelude::*;
+use gst_video::subclass::prelude::*;
+
+use super::LivePolicy;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new("facerestore", gst::DebugColorFlags::empty(), Some("GFP-GAN face restoration"))
+});
+
+/// The tuning knobs, read once per buffer; all may change while PLAYING.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Settings {
+    tuning: Tuning,
+    blend: f32,
+    live_policy: LivePolicy,
+    post_messages: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { tuning: Tuning::default(), blend: 1.0, live_policy: LivePolicy::Block, post_messages: false }
+    }
+}
+
+/// What the model is loaded from; changes take effect at the next start (READY to PAUSED).
+#[derive(Debug, Clone, PartialEq)]
+struct ModelSettings {
+    weights: Option<PathBuf>,
+    face_models: Option<PathBuf>,
+    device: String,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self { weights: None, face_models: None, device: "cpu".into() }
+    }
+}
+
+impl ModelSettings {
+    /// The face-api models: the property, else `GFPGAN_FACE_MODELS`, else `face-api/model`
+    /// beside the weights (the layout `weights/fetch.sh` makes), else `weights/face-api/model`.
+    fn face_models(&self) -> PathBuf {
+        if let Some(p) = &self.face_models {
+            return p.clone();
+        }
+        if let Some(p) = std::env::var_os("GFPGAN_FACE_MODELS") {
+            return p.into();
+        }
+        let beside = self.weights.as_ref().and_then(|w| w.parent()).map(|d| d.join("face-api/model"));
+        beside.filter(|p| p.is_dir()).unwrap_or_else(|| PathBuf::from("weights/face-api/model"))
+    }
+}
+
+/// A frame waiting for its result.
+struct Pending {
+    seq: u64,
+    buffer: gst::Buffer,
+    frame: Arc<Rgb>,
+}
+
+/// Stream state, built in `start` and `set_info`.
+struct State {
+    stream: StreamRestorer,
+    info: Option<gst_video::VideoInfo>,
+    pending: VecDeque<Pending>,
+    results: BTreeMap<u64, FrameResult>,
+    next_seq: u64,
+    /// Whether upstream is live (asked on the first buffer).
+    live: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct FaceRestore {
+    settings: Mutex<Settings>,
+    model_settings: Mutex<ModelSettings>,
+    /// The loaded network, kept across restarts while the weights and device stay the same.
+    model: Mutex<Option<(ModelSettings, Option<Arc<Restorer>>)>>,
+    state: Mutex<Option<State>>,
+    flushing: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Where R, G and B sit in a pixel of a packed RGB format.
+fn packed_layout(info: &gst_video::VideoInfo, row_stride: usize) -> PackedLayout {
+    let f = info.format_info();
+    let o = f.poffset();
+    PackedLayout {
+        pixel_stride: f.pixel_stride()[0] as usize,
+        offsets: [o[0] as usize, o[1] as usize, o[2] as usize],
+        row_stride,
+    }
+}
+
+impl FaceRestore {
+    /// Frames held at most before the oldest must leave: one batch being restored and one
+    /// being gathered.
+    fn frames_in_flight(settings: &Settings) -> usize {
+        settings.tuning.batch_size.max(1) + 1
+    }
+
+    fn added_latency(&self) -> gst::ClockTime {
+        let settings = *lock(&self.settings);
+        let fps = lock(&self.state).as_ref().and_then(|s| s.info.as_ref().map(|i| i.fps()));
+        match fps {
+            Some(fps) if fps.numer() > 0 => gst::ClockTime::SECOND
+                .mul_div_floor(fps.denom() as u64 * Self::frames_in_flight(&settings) as u64, fps.numer() as u64)
+                .unwrap_or(gst::ClockTime::ZERO),
+            _ => gst::ClockTime::ZERO,
+        }
+    }
+
+    fn load_model(&self, wanted: &ModelSettings) -> Result<Option<Arc<Restorer>>, gst::ErrorMessage> {
+        let mut model = lock(&self.model);
+        if let Some((loaded, restorer)) = model.as_ref() {
+            if loaded.weights == wanted.weights && loaded.device == wanted.device {
+                return Ok(restorer.clone());
+            }
+        }
+        let restorer = match &wanted.weights {
+            None => {
+                gst::warning!(CAT, imp = self, "no weights set: faces are tracked but not restored");
+                None
+            }
+            Some(path) => {
+                let dev =
+                    device::open(&wanted.device).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+                let r = Restorer::load(path, &dev, candle_core_dtype_f32())
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "loaded {} ({} px faces) on {}",
+                    path.display(),
+                    r.config().out_size,
+                    wanted.device
+                );
+                Some(Arc::new(r))
+            }
+        };
+        *model = Some((wanted.clone(), restorer.clone()));
+        Ok(restorer)
+    }
+
+    fn is_flushing(&self) -> bool {
+        self.flushing.load(Ordering::SeqCst) || self.obj().sink_pad().pad_flags().contains(gst::PadFlags::FLUSHING)
+    }
+
+    /// The oldest held buffer once it may leave: ready, or forced out (`force`, or more frames
+    /// in flight than allowed). Blocks for the result unless the live policy lets it go out
+    /// unrestored. `None`: nothing may leave yet.
+    fn next_output(&self, force: bool) -> Result<Option<gst::Buffer>, gst::FlowError> {
+        loop {
+            let settings = *lock(&self.settings);
+            let mut guard = lock(&self.state);
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            while let Ok(r) = state.stream.results().try_recv() {
+                self.take_result(state, r)?;
+            }
+            let Some(front) = state.pending.front() else { return Ok(None) };
+            if let Some(result) = state.results.remove(&front.seq) {
+                let pending = state.pending.pop_front().expect("front exists");
+                let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+                drop(guard);
+                return self.finish(pending, &result, &info, &settings).map(Some);
+            }
+            if !force && state.pending.len() <= Self::frames_in_flight(&settings) {
+                return Ok(None);
+            }
+            if !force && settings.live_policy == LivePolicy::Passthrough && state.live == Some(true) {
+                let pending = state.pending.pop_front().expect("front exists");
+                state.stream.cancel_below(pending.seq + 1);
+                gst::debug!(CAT, imp = self, "restoration behind: frame {} leaves unrestored", pending.seq);
+                return Ok(Some(pending.buffer));
+            }
+            let results = state.stream.results().clone();
+            drop(guard);
+            // Wait for the next result, watching for a flush or a stop.
+            loop {
+                if self.is_flushing() {
+                    return Err(gst::FlowError::Flushing);
+                }
+                match results.recv_timeout(Duration::from_millis(20)) {
+                    Ok(r) => {
+                        let mut guard = lock(&self.state);
+                        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+                        self.take_result(state, r)?;
+                        break;
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                        gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration threads stopped"]);
+                        return Err(gst::FlowError::Error);
+                    }
+                }
+            }
+        }
+    }
+
+    fn take_result(&self, state: &mut State, r: gfpgan::Result<FrameResult>) -> Result<(), gst::FlowError> {
+        match r {
+            // Results of frames that already left (cancelled, or flushed) are dropped.
+            Ok(r) if state.pending.iter().any(|p| p.seq == r.seq) => {
+                state.results.insert(r.seq, r);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration failed: {e}"]);
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    /// Pastes a frame's restored faces into its buffer and attaches the face metadata. A frame
+    /// without faces leaves untouched.
+    fn finish(
+        &self,
+        pending: Pending,
+        result: &FrameResult,
+        info: &gst_video::VideoInfo,
+        settings: &Settings,
+    ) -> Result<gst::Buffer, gst::FlowError> {
+        let mut buffer = pending.buffer;
+        if result.faces.is_empty() {
+            return Ok(buffer);
+        }
+        let paste_opts = PasteOptions { weight: settings.blend, ..Default::default() };
+        let mut frame = Arc::try_unwrap(pending.frame).unwrap_or_else(|f| (*f).clone());
+        let pasted = result.paste_into(&mut frame, paste_opts);
+        let buf = buffer.make_mut();
+        if pasted {
+            // Only the rows the faces can reach are written back.
+            let (mut y0, mut y1) = (frame.h, 0);
+            for a in result.faces.iter().filter_map(|f| f.aligned.as_ref()) {
+                let (_, top, _, bottom) = frame_box(&frame, a);
+                (y0, y1) = (y0.min(top), y1.max(bottom));
+            }
+            let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ["cannot map the buffer writable"]);
+                gst::FlowError::Error
+            })?;
+            let layout = packed_layout(info, vframe.plane_stride()[0] as usize);
+            let data = vframe.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?;
+            frame.write_packed(data, &layout, y0..y1).map_err(|e| {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ["{e}"]);
+                gst::FlowError::Error
+            })?;
+        }
+        let mut faces = Vec::with_capacity(result.faces.len());
+        for f in &result.faces {
+            let params = face_structure(f, pasted);
+            let d = f.face.detection;
+            let clamp = |v: f32, n: u32| v.round().clamp(0.0, n as f32) as u32;
+            let (x0, y0) = (clamp(d.x, info.width()), clamp(d.y, info.height()));
+            let (x1, y1) = (clamp(d.x + d.w, info.width()), clamp(d.y + d.h, info.height()));
+            let mut meta = gst_video::VideoRegionOfInterestMeta::add(buf, "face", (x0, y0, x1 - x0, y1 - y0));
+            meta.set_id(f.track_id as i32);
+            meta.add_param(params.clone());
+            faces.push(params);
+        }
+        if settings.post_messages {
+            let s = gst::Structure::builder("facerestore")
+                .field("timestamp", buf.pts())
+                .field("stream-time", buf.pts())
+                .field("faces", gst::Array::new(faces.iter().map(|s| s.to_send_value())))
+                .build();
+            let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
+        Ok(buffer)
+    }
+
+    /// Pushes every held buffer downstream, in order (before EOS and other serialized events).
+    fn drain(&self) -> Result<(), gst::FlowError> {
+        while let Some(buffer) = self.next_output(true)? {
+            self.obj().src_pad().push(buffer)?;
+        }
+        Ok(())
+    }
+}
+
+fn candle_core_dtype_f32() -> gfpgan::candle::DType {
+    gfpgan::candle::DType::F32
+}
+
+/// The per-face parameters of the ROI meta and of element messages.
+fn face_structure(f: &gfpgan::video::FaceResult, pasted: bool) -> gst::Structure {
+    let five: Vec<glib::SendValue> = f.face.five.iter().flat_map(|p| p.map(|v| (v as f64).to_send_value())).collect();
+    let mut s = gst::Structure::builder("face")
+        .field("track-id", f.track_id)
+        .field("score", f.face.detection.score)
+        .field("detected", f.detected)
+        .field("landmarks", gst::Array::from_values(five))
+        .field("restored", pasted && f.restored.is_some())
+        .build();
+    if let Some((label, p)) = f.face.top_expression() {
+        s.set("expression", label);
+        s.set("expression-confidence", p as f64);
+    }
+    s
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for FaceRestore {
+    const NAME: &'static str = "GstFaceRestore";
+    type Type = super::FaceRestore;
+    type ParentType = gst_video::VideoFilter;
+}
+
+impl ObjectImpl for FaceRestore {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let t = Tuning::default();
+            vec![
+                glib::ParamSpecString::builder("weights")
+                    .nick("Weights")
+                    .blurb("GFP-GAN checkpoint (.pth or .safetensors, GFPGANv1Clean of any output size); unset: track faces without restoring them")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("face-models")
+                    .nick("Face models")
+                    .blurb("Folder of the face-api.js landmark and expression models (default: $GFPGAN_FACE_MODELS, else face-api/model beside the weights, else weights/face-api/model)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Where the network runs: cpu, cuda or cuda:N")
+                    .default_value(Some("cpu"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb("Most faces per network pass, gathered from the frames in flight (frames held: batch-size + 1)")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(t.batch_size as u32)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("detection-interval")
+                    .nick("Detection interval")
+                    .blurb("Frames from one full face detection to the next; tracked faces are followed by their landmarks in between")
+                    .minimum(1)
+                    .maximum(1000)
+                    .default_value(t.detection_interval)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("min-face-size")
+                    .nick("Minimum face size")
+                    .blurb("Smallest face detected, in pixels (below 40 the frame is upscaled for detection, which costs time)")
+                    .minimum(10.0)
+                    .maximum(4096.0)
+                    .default_value(t.min_face_size)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-faces")
+                    .nick("Maximum faces")
+                    .blurb("Most faces tracked and restored per frame (the largest are kept)")
+                    .minimum(1)
+                    .maximum(256)
+                    .default_value(t.max_faces as u32)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("blend")
+                    .nick("Blend")
+                    .blurb("Strength of the restored face over the original: 0 leaves the frame as it is, 1 pastes the restored face fully")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(1.0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecFloat::builder("temporal-smoothing")
+                    .nick("Temporal smoothing")
+                    .blurb("0 to 1: weight of each face's previous restored result (in aligned space); above 0 the alignment landmarks are also smoothed (One-Euro)")
+                    .minimum(0.0)
+                    .maximum(1.0)
+                    .default_value(t.temporal_smoothing)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("expression")
+                    .nick("Expression")
+                    .blurb("Run the 7-class expression net on every tracked face (reported in the metadata)")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("live-policy", LivePolicy::Block)
+                    .nick("Live policy")
+                    .blurb("On a live source, when restoration falls behind: block (wait) or passthrough (late frames leave unrestored, on time)")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("post-messages")
+                    .nick("Post messages")
+                    .blurb("Post an element message 'facerestore' per frame with faces (track ids, scores, landmarks, expressions)")
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        // Late frames are restored anyway: QoS dropping would lose frames.
+        self.obj().set_qos(false);
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let name = pspec.name();
+        if matches!(name, "weights" | "face-models" | "device") {
+            if self.obj().current_state() > gst::State::Ready {
+                gst::warning!(CAT, imp = self, "{name} can only change in the NULL or READY state; ignored");
+                return;
+            }
+            let mut m = lock(&self.model_settings);
+            let path = || value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from);
+            match name {
+                "weights" => m.weights = path(),
+                "face-models" => m.face_models = path(),
+                _ => m.device = value.get::<Option<String>>().expect("type checked upstream").unwrap_or("cpu".into()),
+            }
+            return;
+        }
+        let mut s = lock(&self.settings);
+        let before = *s;
+        match name {
+            "batch-size" => s.tuning.batch_size = value.get::<u32>().expect("type checked upstream") as usize,
+            "detection-interval" => s.tuning.detection_interval = value.get().expect("type checked upstream"),
+            "min-face-size" => s.tuning.min_face_size = value.get().expect("type checked upstream"),
+            "max-faces" => s.tuning.max_faces = value.get::<u32>().expect("type checked upstream") as usize,
+            "blend" => s.blend = value.get().expect("type checked upstream"),
+            "temporal-smoothing" => s.tuning.temporal_smoothing = value.get().expect("type checked upstream"),
+            "expression" => s.tuning.expression = value.get().expect("type checked upstream"),
+            "live-policy" => s.live_policy = value.get().expect("type checked upstream"),
+            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            _ => unimplemented!("property {name}"),
+        }
+        let latency_changed = s.tuning.batch_size != before.tuning.batch_size;
+        drop(s);
+        if latency_changed {
+            let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = *lock(&self.settings);
+        let m = lock(&self.model_settings);
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        match pspec.name() {
+            "weights" => path(&m.weights).to_value(),
+            "face-models" => path(&m.face_models).to_value(),
+            "device" => m.device.to_value(),
+            "batch-size" => (s.tuning.batch_size as u32).to_value(),
+            "detection-interval" => s.tuning.detection_interval.to_value(),
+            "min-face-size" => s.tuning.min_face_size.to_value(),
+            "max-faces" => (s.tuning.max_faces as u32).to_value(),
+            "blend" => s.blend.to_value(),
+            "temporal-smoothing" => s.tuning.temporal_smoothing.to_value(),
+            "expression" => s.tuning.expression.to_value(),
+            "live-policy" => s.live_policy.to_value(),
+            "post-messages" => s.post_messages.to_value(),
+            name => unimplemented!("property {name}"),
+        }
+    }
+}
+
+impl GstObjectImpl for FaceRestore {}
+
+impl ElementImpl for FaceRestore {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Face restoration (GFP-GAN)",
+                "Filter/Effect/Video",
+                "Detects and tracks faces, restores them with GFP-GAN in batches and blends them back with temporal smoothing; attaches a 'face' region-of-interest meta per face",
+                "gfpgan-rs developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            use gst_video::VideoFormat as F;
+            let caps = gst_video::VideoCapsBuilder::new()
+                .format_list([F::Rgb, F::Rgba, F::Bgr, F::Bgra, F::Rgbx, F::Bgrx, F::Xrgb, F::Xbgr])
+                .build();
+            [gst::PadDirection::Src, gst::PadDirection::Sink]
+                .into_iter()
+                .map(|dir| {
+                    let name = if dir == gst::PadDirection::Src { "src" } else { "sink" };
+                    gst::PadTemplate::new(name, dir, gst::PadPresence::Always, &caps).expect("valid template")
+                })
+                .collect()
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for FaceRestore {
+    const MODE: gst_base::subclass::BaseTransformMode = gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let model = lock(&self.model_settings).clone();
+        let restorer = self.load_model(&model)?;
+        let face_models = model.face_models();
+        let tuning = lock(&self.settings).tuning;
+        let stream = StreamRestorer::start(face_models.clone(), restorer, tuning).map_err(|e| {
+            gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                [
+                    "cannot load the face models from {} (run tests/faceapi/run.sh or set face-models): {e}",
+                    face_models.display()
+                ]
+            )
+        })?;
+        self.flushing.store(false, Ordering::SeqCst);
+        *lock(&self.state) = Some(State {
+            stream,
+            info: None,
+            pending: VecDeque::new(),
+            results: BTreeMap::new(),
+            next_seq: 0,
+            live: None,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Dropping the stream stops and joins its threads.
+        let state = lock(&self.state).take();
+        drop(state);
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::FlushStart(_) => self.flushing.store(true, Ordering::SeqCst),
+            gst::EventView::FlushStop(_) => {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.stream.cancel_below(state.next_seq);
+                    let _ = state.stream.reset();
+                    state.pending.clear();
+                    state.results.clear();
+                }
+                self.flushing.store(false, Ordering::SeqCst);
+            }
+            // Held buffers go out before any serialized event (caps, segment, EOS, ...).
+            _ if event.is_serialized() => {
+                if let Err(e) = self.drain() {
+                    gst::debug!(CAT, imp = self, "drain before {:?} stopped: {e:?}", event.type_());
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        if direction == gst::PadDirection::Src {
+            if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+                if !self.obj().sink_pad().peer_query(q.query_mut()) {
+                    return false;
+                }
+                let (live, min, max) = q.result();
+                let ours = self.added_latency();
+                gst::debug!(CAT, imp = self, "adding {ours} of latency");
+                q.set(live, min + ours, max.map(|m| m + ours));
+                return true;
+            }
+        }
+        BaseTransformImplExt::parent_query(self, direction, query)
+    }
+
+    fn submit_input_buffer(&self, _is_discont: bool, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let settings = *lock(&self.settings);
+        let live = {
+            let known = lock(&self.state).as_ref().and_then(|s| s.live);
+            match known {
+                Some(l) => l,
+                None => {
+                    let mut q = gst::query::Latency::new();
+                    let l = self.obj().sink_pad().peer_query(&mut q) && q.result().0;
+                    l
+                }
+            }
+        };
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        state.live = Some(live);
+        let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let frame = {
+            let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info).map_err(|_| {
+                gst::element_imp_error!(self, gst::CoreError::Failed, ["cannot map the input buffer"]);
+                gst::FlowError::Error
+            })?;
+            let layout = packed_layout(&info, vframe.plane_stride()[0] as usize);
+            let data = vframe.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+            Rgb::from_packed(data, info.width() as usize, info.height() as usize, &layout).map_err(|e| {
+                gst::element_imp_error!(self, gst::StreamError::Format, ["{e}"]);
+                gst::FlowError::Error
+            })?
+        };
+        let frame = Arc::new(frame);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let time = buffer.pts().map_or(seq as f64 / 30.0, |t| t.nseconds() as f64 / 1e9);
+        let job = FrameJob { seq, time, frame: frame.clone(), tuning: settings.tuning, restore: settings.blend > 0.0 };
+        state.stream.submit(job).map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ["{e}"]);
+            gst::FlowError::Error
+        })?;
+        state.pending.push_back(Pending { seq, buffer, frame });
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn generate_output(&self) -> Result<GenerateOutputSuccess, gst::FlowError> {
+        Ok(match self.next_output(false)? {
+            Some(buffer) => GenerateOutputSuccess::Buffer(buffer),
+            None => GenerateOutputSuccess::NoOutput,
+        })
+    }
+}
+
+impl VideoFilterImpl for FaceRestore {
+    fn set_info(
+        &self,
+        _incaps: &gst::Caps,
+        in_info: &gst_video::VideoInfo,
+        _outcaps: &gst::Caps,
+        _out_info: &gst_video::VideoInfo,
+    ) -> Result<(), gst::LoggableError> {
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or_else(|| gst::loggable_error!(CAT, "caps before start"))?;
+        let resized =
+            state.info.as_ref().is_some_and(|i| (i.width(), i.height()) != (in_info.width(), in_info.height()));
+        if resized {
+            // Track positions mean nothing at the new size.
+            state.stream.reset().map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
+        }
+        state.info = Some(in_info.clone());
+        Ok(())
+    }
+}

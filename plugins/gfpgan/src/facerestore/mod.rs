@@ -1,0 +1,33 @@
+//! `facerestore`: detects, tracks and restores faces in raw RGB video, in place.
+//!
+//! A VideoFilter whose buffers are held while worker threads (the library's
+//! `gfpgan::video::StreamRestorer`) track and restore their faces; each buffer leaves, in
+//! order, once its result is pasted in. See the properties for the knobs.
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+glib::wrapper! {
+    pub struct FaceRestore(ObjectSubclass<imp::FaceRestore>)
+        @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
+}
+
+/// What to do on a live source when restoration falls behind.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceRestoreLivePolicy")]
+pub enum LivePolicy {
+    /// Wait for every frame's restoration (frames pile up when the network is slow).
+    #[default]
+    #[enum_value(name = "Block: wait for every frame's restoration", nick = "block")]
+    Block = 0,
+    /// Let a frame go out unrestored when holding it longer would exceed the reported latency.
+    #[enum_value(name = "Passthrough: late frames leave unrestored, on time", nick = "passthrough")]
+    Passthrough = 1,
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    gst::Element::register(Some(plugin), "facerestore", gst::Rank::NONE, FaceRestore::static_type())
+}

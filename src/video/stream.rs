@@ -1,0 +1,338 @@
+//! Restoring a stream of frames on worker threads: an analysis thread tracks the faces of each
+//! frame and aligns them; a restoration thread gathers the faces of the frames waiting for it
+//! into batches, runs the network, and blends each face with its track's previous result. The
+//! two threads and the caller are connected by channels, so that the analysis of the next frame
+//! overlaps the restoration of this one. Every submitted frame gets exactly one result, in
+//! submission order; pasting it into the frame is left to the caller, who owns the pixels.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use super::temporal::TemporalBlender;
+use super::tracker::{FaceTracker, TrackerOptions};
+use crate::error::{Error, Result};
+use crate::face::align::{AlignedFace, align};
+use crate::face::detect::DetectorOptions;
+use crate::face::image::{Rgb, faces_to_tensor, tensor_to_faces};
+use crate::face::paste::{PasteOptions, paste};
+use crate::face::pipeline::Face;
+use crate::restorer::Restorer;
+
+/// Knobs that may change from one frame to the next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    pub detection_interval: u32,
+    pub min_face_size: f32,
+    pub max_faces: usize,
+    /// Faces per network pass.
+    pub batch_size: usize,
+    /// 0..1: landmark smoothing on (above 0) and the weight of a face's previous result.
+    pub temporal_smoothing: f32,
+    pub expression: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            detection_interval: 5,
+            min_face_size: 40.0,
+            max_faces: 16,
+            batch_size: 4,
+            temporal_smoothing: 0.5,
+            expression: false,
+        }
+    }
+}
+
+/// One frame to process.
+#[derive(Debug, Clone)]
+pub struct FrameJob {
+    /// Increasing frame number, chosen by the caller.
+    pub seq: u64,
+    /// Presentation time in seconds (drives the landmark filter).
+    pub time: f64,
+    pub frame: Arc<Rgb>,
+    pub tuning: Tuning,
+    /// Run the network (false: track only).
+    pub restore: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FaceResult {
+    pub track_id: u64,
+    pub face: Face,
+    /// A detection matched the track on this frame.
+    pub detected: bool,
+    pub aligned: Option<AlignedFace>,
+    /// The restored aligned face, after temporal blending.
+    pub restored: Option<Rgb>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FrameResult {
+    pub seq: u64,
+    pub faces: Vec<FaceResult>,
+    /// Skipped because the caller cancelled it (no tracking, no restoration).
+    pub cancelled: bool,
+}
+
+impl FrameResult {
+    /// Pastes the restored faces into `frame`; whether anything was pasted.
+    pub fn paste_into(&self, frame: &mut Rgb, opts: PasteOptions) -> bool {
+        let mut any = false;
+        for f in &self.faces {
+            if let (Some(aligned), Some(restored)) = (&f.aligned, &f.restored) {
+                paste(frame, aligned, restored, opts);
+                any = true;
+            }
+        }
+        any && opts.weight > 0.0
+    }
+}
+
+enum Job {
+    Frame(FrameJob),
+    Reset,
+}
+
+enum Analyzed {
+    Frame(FrameJob, Result<Vec<FaceResult>>),
+    Reset,
+}
+
+pub struct StreamRestorer {
+    jobs: Option<Sender<Job>>,
+    results: Receiver<Result<FrameResult>>,
+    cancel_below: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl StreamRestorer {
+    /// Starts the threads. `restorer: None` tracks without restoring. Fails (with the threads
+    /// stopped) when the face models cannot be loaded.
+    pub fn start(face_models: PathBuf, restorer: Option<Arc<Restorer>>, tuning: Tuning) -> Result<Self> {
+        let (job_tx, job_rx) = unbounded::<Job>();
+        let (analyzed_tx, analyzed_rx) = unbounded::<Analyzed>();
+        let (result_tx, result_rx) = unbounded();
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let cancel_below = Arc::new(AtomicU64::new(0));
+        let size = restorer.as_ref().map(|r| r.config().out_size);
+        let cancel = cancel_below.clone();
+        let analysis = std::thread::Builder::new()
+            .name("facerestore-analysis".into())
+            .spawn(move || {
+                let detector = DetectorOptions { min_face_size: tuning.min_face_size, ..Default::default() };
+                let tracker = FaceTracker::new(&face_models, detector, TrackerOptions::default(), tuning.expression);
+                match tracker {
+                    Ok(tracker) => {
+                        let _ = ready_tx.send(Ok(()));
+                        analysis_loop(tracker, size, &cancel, job_rx, analyzed_tx);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| Error::Device(format!("cannot start the analysis thread: {e}")))?;
+        let cancel = cancel_below.clone();
+        let restoration = std::thread::Builder::new()
+            .name("facerestore-network".into())
+            .spawn(move || restoration_loop(restorer, &cancel, analyzed_rx, result_tx))
+            .map_err(|e| Error::Device(format!("cannot start the restoration thread: {e}")))?;
+        let this = Self { jobs: Some(job_tx), results: result_rx, cancel_below, threads: vec![analysis, restoration] };
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(this),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Device("the analysis thread stopped while starting".into())),
+        }
+    }
+
+    pub fn submit(&self, job: FrameJob) -> Result<()> {
+        self.send(Job::Frame(job))
+    }
+
+    /// Forgets tracks and temporal state (after a seek or a new stream); frames submitted
+    /// before still get their results.
+    pub fn reset(&self) -> Result<()> {
+        self.send(Job::Reset)
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        let stopped = || Error::Device("the face restoration threads have stopped".into());
+        self.jobs.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())
+    }
+
+    /// Frames numbered below `seq` that the workers have not reached are skipped (their results
+    /// come back empty and marked cancelled).
+    pub fn cancel_below(&self, seq: u64) {
+        self.cancel_below.fetch_max(seq, Ordering::SeqCst);
+    }
+
+    /// Results, one per submitted frame, in order.
+    pub fn results(&self) -> &Receiver<Result<FrameResult>> {
+        &self.results
+    }
+}
+
+impl Drop for StreamRestorer {
+    /// Closing the job channel ends both threads (after the batch in progress).
+    fn drop(&mut self) {
+        self.cancel_below(u64::MAX);
+        self.jobs = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn analysis_loop(
+    mut tracker: FaceTracker,
+    size: Option<usize>,
+    cancel_below: &AtomicU64,
+    jobs: Receiver<Job>,
+    out: Sender<Analyzed>,
+) {
+    for job in jobs {
+        let msg = match job {
+            Job::Reset => {
+                tracker.reset();
+                Analyzed::Reset
+            }
+            Job::Frame(job) if job.seq < cancel_below.load(Ordering::SeqCst) => Analyzed::Frame(job, Ok(Vec::new())),
+            Job::Frame(job) => {
+                let faces = analyze(&mut tracker, &job, size);
+                Analyzed::Frame(job, faces)
+            }
+        };
+        if out.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+fn analyze(tracker: &mut FaceTracker, job: &FrameJob, size: Option<usize>) -> Result<Vec<FaceResult>> {
+    let t = job.tuning;
+    let opts = &mut tracker.tracker.opts;
+    opts.detection_interval = t.detection_interval.max(1);
+    opts.max_faces = t.max_faces;
+    opts.smoothing = (t.temporal_smoothing > 0.0).then_some(TrackerOptions::default().smoothing).flatten();
+    let detector = DetectorOptions { min_face_size: t.min_face_size, ..Default::default() };
+    tracker.pipeline_mut().set_detector_options(detector)?;
+    tracker.pipeline_mut().set_expressions(t.expression)?;
+    let faces = tracker.step(&job.frame, job.time)?;
+    Ok(faces
+        .into_iter()
+        .map(|f| {
+            let aligned = size.filter(|_| job.restore).and_then(|s| align(&job.frame, &f.face.five, s));
+            FaceResult { track_id: f.track_id, face: f.face, detected: f.detected, aligned, restored: None }
+        })
+        .collect())
+}
+
+fn restoration_loop(
+    restorer: Option<Arc<Restorer>>,
+    cancel_below: &AtomicU64,
+    analyzed: Receiver<Analyzed>,
+    out: Sender<Result<FrameResult>>,
+) {
+    let mut blender = TemporalBlender::default();
+    let faces_of = |a: &Analyzed| match a {
+        Analyzed::Frame(_, Ok(f)) => f.len(),
+        _ => 0,
+    };
+    while let Ok(first) = analyzed.recv() {
+        // Whatever has queued up meanwhile joins the batch, up to the batch size.
+        let batch_size = match &first {
+            Analyzed::Frame(job, _) => job.tuning.batch_size.max(1),
+            Analyzed::Reset => 1,
+        };
+        let mut group = vec![first];
+        let mut faces = faces_of(&group[0]);
+        while faces < batch_size && !matches!(group.last(), Some(Analyzed::Reset)) {
+            match analyzed.try_recv() {
+                Ok(a) => {
+                    faces += faces_of(&a);
+                    group.push(a);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut frames: Vec<(FrameJob, Result<Vec<FaceResult>>)> = Vec::new();
+        let mut reset_after = false;
+        for a in group {
+            match a {
+                Analyzed::Frame(job, faces) => frames.push((job, faces)),
+                Analyzed::Reset => reset_after = true,
+            }
+        }
+        if let Some(restorer) = &restorer {
+            let threshold = cancel_below.load(Ordering::SeqCst);
+            if let Err(e) = restore_frames(restorer, &mut frames, threshold, batch_size, &mut blender) {
+                frames.iter_mut().for_each(|(_, f)| *f = Err(Error::Input(e.to_string())));
+            }
+        }
+        for (job, faces) in frames {
+            let cancelled = job.seq < cancel_below.load(Ordering::SeqCst);
+            let result = faces.map(|faces| FrameResult { seq: job.seq, faces, cancelled });
+            if out.send(result).is_err() {
+                return;
+            }
+        }
+        if reset_after {
+            blender.clear();
+        }
+    }
+}
+
+/// Runs the aligned faces of `frames` through the network, one track's noise per face, and
+/// blends each with its track's previous result.
+fn restore_frames(
+    restorer: &Restorer,
+    frames: &mut [(FrameJob, Result<Vec<FaceResult>>)],
+    cancel_below: u64,
+    batch_size: usize,
+    blender: &mut TemporalBlender,
+) -> Result<()> {
+    let mut slots: Vec<(usize, usize)> = Vec::new();
+    for (i, (job, faces)) in frames.iter().enumerate() {
+        if let (Ok(faces), true) = (faces, job.seq >= cancel_below) {
+            slots.extend((0..faces.len()).filter(|&k| faces[k].aligned.is_some()).map(|k| (i, k)));
+        }
+    }
+    let mut restored = Vec::with_capacity(slots.len());
+    for chunk in slots.chunks(batch_size) {
+        let mut crops = Vec::with_capacity(chunk.len());
+        let mut seeds = Vec::with_capacity(chunk.len());
+        for &(i, k) in chunk {
+            if let (_, Ok(faces)) = &frames[i] {
+                crops.push(faces[k].aligned.as_ref().map(|a| a.crop.clone()).unwrap_or_else(|| Rgb::new(1, 1)));
+                seeds.push(faces[k].track_id);
+            }
+        }
+        let noises = restorer.noises_for_seeds(&seeds)?;
+        restored.extend(tensor_to_faces(&restorer.restore_with_noises(&faces_to_tensor(&crops)?, &noises)?)?);
+    }
+    // Blend in frame order so that each track's history runs forwards in time.
+    let mut restored = restored.into_iter();
+    let mut frames_done = Vec::new();
+    for &(i, k) in &slots {
+        let (job, faces) = &mut frames[i];
+        if let (Ok(faces), Some(mut face)) = (faces, restored.next()) {
+            blender.blend(faces[k].track_id, &mut face, job.tuning.temporal_smoothing);
+            faces[k].restored = Some(face);
+        }
+        if frames_done.last() != Some(&i) {
+            frames_done.push(i);
+        }
+    }
+    // Tracks absent from the newest restored frame have ended.
+    if let Some((_, Ok(faces))) = frames_done.last().map(|&i| &frames[i]) {
+        let live: Vec<u64> = faces.iter().map(|f| f.track_id).collect();
+        blender.retain(|id| live.contains(&id));
+    }
+    Ok(())
+}
