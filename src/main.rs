@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod cli_video;
+
 use candle_core::{DType, Tensor};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -213,6 +215,27 @@ enum Command {
         /// Probability of turning the image grey.
         #[arg(long, default_value_t = 0.0)]
         gray_prob: f32,
+    },
+    /// Render a synthetic test clip from photos (faces on a grid, drifting, camera shake,
+    /// degraded) as numbered PNG frames.
+    Clip {
+        #[command(flatten)]
+        clip: cli_video::ClipArgs,
+        /// Output folder for 00000.png, 00001.png, ...
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Measure flicker on a clip of still faces under camera shake: the element's engine with
+    /// and without temporal smoothing, and the official per-frame recipe.
+    Flicker {
+        #[command(flatten)]
+        clip: cli_video::ClipArgs,
+        #[arg(long)]
+        weights: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long, default_value = "weights/face-api/model")]
+        face_models: PathBuf,
     },
     /// Convert a checkpoint (.pth or .safetensors) to .safetensors after checking it.
     Convert {
@@ -428,6 +451,10 @@ fn run(cli: Cli) -> Result<()> {
                 if d.gray { ", grey" } else { "" }
             );
             Ok(())
+        }
+        Command::Clip { clip, output } => cli_video::write_clip(&clip, &output),
+        Command::Flicker { clip, weights, run, face_models } => {
+            cli_video::measure_flicker(&clip, &face_models, run.load(&weights)?)
         }
         Command::Convert { input, output, dtype } => {
             let ckpt = Checkpoint::load(&input)?;

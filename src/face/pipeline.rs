@@ -174,6 +174,11 @@ impl PhotoPipeline {
         Ok(())
     }
 
+    /// The noise of the next `restore` calls.
+    pub fn set_noise(&mut self, noise: NoiseMode) {
+        self.opts.noise = noise;
+    }
+
     /// New detector options (a new detector when they differ).
     pub fn set_detector_options(&mut self, opts: DetectorOptions) -> Result<()> {
         if opts != *self.detector.options() {

@@ -2,6 +2,7 @@
 //! restorer that batches faces of frames in flight and keeps each face stable over time. The
 //! GStreamer element is glue around [`StreamRestorer`].
 
+pub mod clip;
 pub mod one_euro;
 pub mod stream;
 pub mod temporal;

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::Duration;
 
-use gfpgan::face::image::{PackedLayout, Rgb};
+use gfpgan::face::image::Rgb;
 use gfpgan::face::paste::{PasteOptions, frame_box};
 use gfpgan::video::{FrameJob, FrameResult, StreamRestorer, Tuning};
 use gfpgan::{Restorer, device};
@@ -17,7 +17,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::LivePolicy;
+use super::{LivePolicy, packed_layout};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("facerestore", gst::DebugColorFlags::empty(), Some("GFP-GAN face restoration"))
@@ -97,17 +97,6 @@ pub struct FaceRestore {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Where R, G and B sit in a pixel of a packed RGB format.
-fn packed_layout(info: &gst_video::VideoInfo, row_stride: usize) -> PackedLayout {
-    let f = info.format_info();
-    let o = f.poffset();
-    PackedLayout {
-        pixel_stride: f.pixel_stride()[0] as usize,
-        offsets: [o[0] as usize, o[1] as usize, o[2] as usize],
-        row_stride,
-    }
 }
 
 impl FaceRestore {
@@ -291,6 +280,7 @@ impl FaceRestore {
     /// Pushes every held buffer downstream, in order (before EOS and other serialized events).
     fn drain(&self) -> Result<(), gst::FlowError> {
         while let Some(buffer) = self.next_output(true)? {
+            gst::log!(CAT, imp = self, "drained {:?}", buffer.pts());
             self.obj().src_pad().push(buffer)?;
         }
         Ok(())
@@ -553,6 +543,7 @@ impl BaseTransformImpl for FaceRestore {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        gst::log!(CAT, imp = self, "sink event {:?}", event.type_());
         match event.view() {
             gst::EventView::FlushStart(_) => self.flushing.store(true, Ordering::SeqCst),
             gst::EventView::FlushStop(_) => {

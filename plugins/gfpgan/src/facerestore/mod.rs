@@ -28,6 +28,18 @@ pub enum LivePolicy {
     Passthrough = 1,
 }
 
+/// Where R, G and B sit in a pixel of a packed RGB video format, for rows `row_stride` bytes
+/// apart.
+pub fn packed_layout(info: &gst_video::VideoInfo, row_stride: usize) -> gfpgan::face::PackedLayout {
+    let f = info.format_info();
+    let o = f.poffset();
+    gfpgan::face::PackedLayout {
+        pixel_stride: f.pixel_stride()[0] as usize,
+        offsets: [o[0] as usize, o[1] as usize, o[2] as usize],
+        row_stride,
+    }
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     gst::Element::register(Some(plugin), "facerestore", gst::Rank::NONE, FaceRestore::static_type())
 }

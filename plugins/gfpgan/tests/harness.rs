@@ -1,0 +1,307 @@
+//! The element in a gstreamer-check Harness: frames in equal frames out, in order, with their
+//! timestamps and flags; face-free frames untouched; EOS drains; flushes drop work; caps may
+//! change; odd caps and bad weights are refused with clear errors; no threads outlive it.
+
+mod common;
+
+use common::*;
+use gst::prelude::*;
+use gst_check::Harness;
+use gst_video::VideoFormat;
+
+fn harness(props: &[(&str, gst::glib::Value)], format: VideoFormat, width: u32, height: u32) -> Harness {
+    init();
+    let mut h = Harness::with_element(&element(props), Some("sink"), Some("src"));
+    h.set_src_caps(caps(format, width, height));
+    h
+}
+
+fn stamp(mut b: gst::Buffer, i: u64) -> gst::Buffer {
+    let r = b.make_mut();
+    r.set_pts(gst::ClockTime::from_mseconds(40 * i));
+    r.set_dts(gst::ClockTime::from_mseconds(40 * i + 1));
+    r.set_duration(gst::ClockTime::from_mseconds(40));
+    r.set_offset(1000 + i);
+    if i % 3 == 0 {
+        r.set_flags(gst::BufferFlags::DELTA_UNIT);
+    }
+    if i == 0 {
+        r.set_flags(gst::BufferFlags::DISCONT);
+    }
+    b
+}
+
+/// Pushes EOS and pulls every buffer that comes out before it.
+fn finish(h: &mut Harness) -> Vec<gst::Buffer> {
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut out = Vec::new();
+    while let Some(b) = h.try_pull() {
+        out.push(b);
+    }
+    out
+}
+
+#[test]
+fn every_frame_leaves_in_order_with_timestamps_flags_and_face_metadata() {
+    let clip = clip(480, 270, 2, 12);
+    let mut h = harness(&[], VideoFormat::Rgbx, 480, 270);
+    let inputs: Vec<gst::Buffer> =
+        (0..12).map(|i| stamp(buffer(&clip.frame(i), VideoFormat::Rgbx), i as u64)).collect();
+    let mut out = Vec::new();
+    for b in &inputs {
+        assert_eq!(h.push(b.clone()), Ok(gst::FlowSuccess::Ok));
+        while let Some(b) = h.try_pull() {
+            out.push(b);
+        }
+    }
+    out.extend(finish(&mut h));
+    assert_eq!(out.len(), 12, "N frames in, N out");
+    for (i, (o, b)) in out.iter().zip(&inputs).enumerate() {
+        assert_eq!(
+            (o.pts(), o.dts(), o.duration(), o.offset()),
+            (b.pts(), b.dts(), b.duration(), b.offset()),
+            "frame {i}"
+        );
+        assert_eq!(o.flags() & !gst::BufferFlags::TAG_MEMORY, b.flags(), "frame {i} flags");
+        let faces = faces(o);
+        assert_eq!(faces.len(), 2, "frame {i}: two tracked faces, got {faces:?}");
+        let mut ids: Vec<i32> = faces.iter().map(|f| f.0).collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2], "frame {i}: stable track ids");
+        assert_ne!(bytes(o), bytes(b), "frame {i}: the faces were restored (random weights change them)");
+        let meta = o.meta::<gst_video::VideoRegionOfInterestMeta>().unwrap();
+        let p = meta.param("face").expect("face parameters");
+        assert!(p.get::<f64>("score").unwrap() > 0.0);
+        assert_eq!(p.get::<gst::Array>("landmarks").unwrap().len(), 10);
+        assert!(p.get::<bool>("restored").unwrap());
+    }
+}
+
+#[test]
+fn frames_without_faces_leave_bit_identical_in_every_format_and_odd_sizes() {
+    // A smooth gradient: no face, rows padded (odd width), alpha and padding bytes set.
+    let (w, h) = (161, 97);
+    let mut img = gfpgan::face::Rgb::new(w, h);
+    for (i, p) in img.data.chunks_exact_mut(3).enumerate() {
+        let (x, y) = ((i % w) as f32, (i / w) as f32);
+        p.copy_from_slice(&[x, y * 2.0, (x + y) / 2.0]);
+    }
+    use VideoFormat as F;
+    for format in [F::Rgb, F::Rgba, F::Bgr, F::Bgra, F::Rgbx, F::Bgrx, F::Xrgb, F::Xbgr] {
+        let mut hs = harness(&[], format, w as u32, h as u32);
+        let input = buffer(&img, format);
+        for i in 0..3 {
+            hs.push(stamp(input.clone(), i)).unwrap();
+        }
+        let out = finish(&mut hs);
+        assert_eq!(out.len(), 3, "{format:?}");
+        for o in &out {
+            assert_eq!(bytes(o), bytes(&input), "{format:?}: a face-free frame changed");
+            assert!(faces(o).is_empty());
+        }
+    }
+}
+
+#[test]
+fn blend_zero_tracks_faces_but_changes_no_pixel() {
+    let clip = clip(320, 240, 1, 4);
+    let mut h = harness(&[("blend", 0.0f32.to_value())], VideoFormat::Bgrx, 320, 240);
+    let inputs: Vec<gst::Buffer> = (0..4).map(|i| stamp(buffer(&clip.frame(i), VideoFormat::Bgrx), i as u64)).collect();
+    for b in &inputs {
+        h.push(b.clone()).unwrap();
+    }
+    let out = finish(&mut h);
+    assert_eq!(out.len(), 4);
+    for (o, b) in out.iter().zip(&inputs) {
+        assert_eq!(bytes(o), bytes(b));
+        assert_eq!(faces(o).len(), 1, "still tracked and reported");
+    }
+}
+
+#[test]
+fn eos_drains_every_held_frame_then_forwards_eos() {
+    let clip = clip(320, 240, 1, 3);
+    let mut h = harness(&[("batch-size", 8u32.to_value())], VideoFormat::Rgb, 320, 240);
+    for i in 0..3 {
+        h.push(stamp(buffer(&clip.frame(i), VideoFormat::Rgb), i as u64)).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    let mut pts = Vec::new();
+    while let Some(b) = h.try_pull() {
+        pts.push(b.pts().unwrap().mseconds());
+    }
+    assert_eq!(pts, [0, 40, 80]);
+    let mut saw_eos = false;
+    while let Some(e) = h.try_pull_event() {
+        saw_eos |= e.type_() == gst::EventType::Eos;
+    }
+    assert!(saw_eos, "EOS goes downstream after the frames");
+}
+
+#[test]
+fn a_flush_drops_queued_work_and_the_stream_goes_on() {
+    let clip = clip(320, 240, 1, 10);
+    let mut h = harness(&[("batch-size", 8u32.to_value())], VideoFormat::Rgbx, 320, 240);
+    let mut before = 0;
+    for i in 0..5 {
+        h.push(stamp(buffer(&clip.frame(i as usize), VideoFormat::Rgbx), i)).unwrap();
+    }
+    while h.try_pull().is_some() {
+        before += 1;
+    }
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+    for i in 100..104 {
+        h.push(stamp(buffer(&clip.frame(i as usize % 10), VideoFormat::Rgbx), i)).unwrap();
+    }
+    let out = finish(&mut h);
+    let pts: Vec<u64> = out.iter().map(|b| b.pts().unwrap().mseconds() / 40).collect();
+    assert!(before <= 5);
+    assert_eq!(pts, [100, 101, 102, 103], "only frames after the flush come out");
+    assert!(out.iter().all(|b| faces(b).len() == 1), "tracking restarts after the flush");
+}
+
+#[test]
+fn caps_may_change_size_and_format_mid_stream() {
+    let (big, small) = (clip(320, 240, 1, 3), clip(256, 192, 1, 3));
+    let mut h = harness(&[], VideoFormat::Rgbx, 320, 240);
+    for i in 0..3 {
+        h.push(stamp(buffer(&big.frame(i), VideoFormat::Rgbx), i as u64)).unwrap();
+    }
+    h.set_src_caps(caps(VideoFormat::Bgr, 256, 192));
+    for i in 3..6 {
+        h.push(stamp(buffer(&small.frame(i - 3), VideoFormat::Bgr), i as u64)).unwrap();
+    }
+    let out = finish(&mut h);
+    let sizes: Vec<usize> = out.iter().map(|b| b.size()).collect();
+    let bgr = gst_video::VideoInfo::builder(VideoFormat::Bgr, 256, 192).build().unwrap().size();
+    assert_eq!(sizes, [320 * 240 * 4, 320 * 240 * 4, 320 * 240 * 4, bgr, bgr, bgr]);
+    assert!(out.iter().all(|b| faces(b).len() == 1), "faces found at both sizes");
+    let inside = |b: &gst::Buffer, w: u32, h: u32| faces(b).iter().all(|(_, r)| r.0 + r.2 <= w && r.1 + r.3 <= h);
+    assert!(out[3..].iter().all(|b| inside(b, 256, 192)));
+}
+
+#[test]
+fn latency_query_adds_the_frames_held() {
+    let mut h = harness(&[("batch-size", 3u32.to_value())], VideoFormat::Rgbx, 320, 240);
+    let clip = clip(320, 240, 1, 1);
+    h.push(stamp(buffer(&clip.frame(0), VideoFormat::Rgbx), 0)).unwrap();
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(10));
+    // batch-size 3: four frames of 40 ms held at most, plus upstream's 10 ms.
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(170)));
+}
+
+#[test]
+fn live_passthrough_lets_late_frames_go_unrestored_but_never_drops_one() {
+    let clip = clip(640, 480, 2, 12);
+    let props = [
+        ("batch-size", 1u32.to_value()),
+        ("detection-interval", 1u32.to_value()),
+        ("live-policy", gstgfpgan::LivePolicy::Passthrough.to_value()),
+    ];
+    // The harness's source reports itself live.
+    let mut h = harness(&props, VideoFormat::Rgbx, 640, 480);
+    let inputs: Vec<gst::Buffer> =
+        (0..12).map(|i| stamp(buffer(&clip.frame(i), VideoFormat::Rgbx), i as u64)).collect();
+    let mut out = Vec::new();
+    for b in &inputs {
+        h.push(b.clone()).unwrap();
+        while let Some(b) = h.try_pull() {
+            out.push(b);
+        }
+    }
+    out.extend(finish(&mut h));
+    assert_eq!(out.len(), 12);
+    let pts: Vec<_> = out.iter().map(|b| b.pts()).collect();
+    assert_eq!(pts, inputs.iter().map(|b| b.pts()).collect::<Vec<_>>());
+    let unrestored = out.iter().zip(&inputs).filter(|(o, b)| bytes(o) == bytes(b) && faces(o).is_empty()).count();
+    assert!(unrestored > 0, "frames pushed faster than they are restored leave unrestored");
+}
+
+#[test]
+fn odd_caps_are_refused() {
+    init();
+    let mut h = Harness::with_element(&element(&[]), Some("sink"), Some("src"));
+    h.set_src_caps(caps(VideoFormat::I420, 64, 64));
+    let info = gst_video::VideoInfo::builder(VideoFormat::I420, 64, 64).build().unwrap();
+    assert_eq!(h.push(gst::Buffer::with_size(info.size()).unwrap()), Err(gst::FlowError::NotNegotiated));
+}
+
+fn start_error(props: &[(&str, gst::glib::Value)]) -> String {
+    init();
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 2).build().unwrap();
+    let filter = element(props);
+    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+    pipeline.add_many([&src, &filter, &sink]).unwrap();
+    gst::Element::link_many([&src, &filter, &sink]).unwrap();
+    let started = pipeline.set_state(gst::State::Paused);
+    let bus = pipeline.bus().unwrap();
+    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Error]);
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(started.is_err() || msg.is_some(), "the pipeline must fail");
+    match msg.expect("an error message").view() {
+        gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn missing_or_corrupt_weights_and_missing_face_models_are_named() {
+    let missing = start_error(&[("weights", "/no/such/GFPGANv1.4.pth".to_value())]);
+    assert!(missing.contains("/no/such/GFPGANv1.4.pth"), "{missing}");
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.pth");
+    std::fs::write(&corrupt, b"PK\x03\x04 not really a checkpoint").unwrap();
+    let msg = start_error(&[("weights", corrupt.display().to_string().to_value())]);
+    assert!(msg.contains("corrupt.pth"), "{msg}");
+    let msg = start_error(&[("face-models", "/no/face/models".to_value())]);
+    assert!(msg.contains("/no/face/models"), "{msg}");
+    let msg = start_error(&[("device", "tpu".to_value())]);
+    assert!(msg.contains("tpu"), "{msg}");
+}
+
+#[test]
+fn twenty_null_playing_null_cycles_leave_no_threads() {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=4 ! video/x-raw,format=RGBx,width=160,height=120 ! facerestore weights={} face-models={} ! fakesink",
+        weights(),
+        face_models()
+    ))
+    .unwrap();
+    for cycle in 0..20 {
+        pipeline.set_state(gst::State::Playing).unwrap();
+        if cycle % 2 == 0 {
+            // Every other cycle runs to EOS; the others stop mid-stream.
+            let msg = pipeline.bus().unwrap().timed_pop_filtered(
+                gst::ClockTime::from_seconds(60),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            );
+            assert!(matches!(msg.map(|m| m.type_()), Some(gst::MessageType::Eos)), "cycle {cycle}");
+        }
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert_eq!(element_threads(), 0, "cycle {cycle}: worker threads left running");
+    }
+}
+
+#[test]
+fn model_properties_are_fixed_while_playing_and_knobs_are_not() {
+    init();
+    let e = element(&[]);
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("videotestsrc").property("is-live", true).build().unwrap();
+    let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+    pipeline.add_many([&src, &e, &sink]).unwrap();
+    gst::Element::link_many([&src, &e, &sink]).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let _ = pipeline.state(gst::ClockTime::from_seconds(30));
+    e.set_property("weights", "/other.pth");
+    assert_eq!(e.property::<Option<String>>("weights"), Some(weights()));
+    e.set_property("blend", 0.25f32);
+    assert_eq!(e.property::<f32>("blend"), 0.25);
+    pipeline.set_state(gst::State::Null).unwrap();
+    e.set_property("weights", "/other.pth");
+    assert_eq!(e.property::<Option<String>>("weights").as_deref(), Some("/other.pth"));
+}

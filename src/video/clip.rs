@@ -1,0 +1,238 @@
+//! Synthetic test clips from still photos: faces cut from the photos (around their detections)
+//! are laid out on a grid over a background, drift slowly, and the whole picture shakes by a
+//! few whole pixels like a hand-held camera. Knowing every face's position and the shake of
+//! every frame makes flicker measurable (undo the shake, compare frames) and the face count
+//! controllable for benchmarks.
+
+use std::path::Path;
+
+use image::imageops::FilterType;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::{Error, Result};
+use crate::face::degrade::{Degradation, apply};
+use crate::face::detect::{DetectorOptions, FaceDetector};
+use crate::face::image::Rgb;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipSpec {
+    pub width: usize,
+    pub height: usize,
+    pub frames: usize,
+    pub fps: f32,
+    pub faces: usize,
+    /// Amplitude of each face's slow circular drift, pixels (0: still faces).
+    pub motion: f32,
+    /// Largest camera shake, whole pixels, drawn per frame.
+    pub jitter: i32,
+    /// Blur, downscale, noise and JPEG the faces (GFP-GAN's degradation, fixed parameters).
+    pub degrade: bool,
+    pub seed: u64,
+}
+
+impl Default for ClipSpec {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            frames: 100,
+            fps: 25.0,
+            faces: 4,
+            motion: 20.0,
+            jitter: 2,
+            degrade: true,
+            seed: 0,
+        }
+    }
+}
+
+/// A face placed in the clip: its sprite (face and surroundings, about twice the face box) and
+/// where its centre sits on the grid.
+struct Placed {
+    sprite: Rgb,
+    center: [f32; 2],
+    phase: f32,
+}
+
+pub struct Clip {
+    pub spec: ClipSpec,
+    background: Rgb,
+    faces: Vec<Placed>,
+    shake: Vec<(i32, i32)>,
+}
+
+/// Resizes an RGB image (rounding to 8 bits on the way).
+fn resize(img: &Rgb, w: usize, h: usize) -> Rgb {
+    Rgb::from_rgb8(&image::imageops::resize(&img.to_rgb8(), w as u32, h as u32, FilterType::Triangle))
+}
+
+/// Cuts a square of side `side` centred at `(cx, cy)` (edge pixels repeat outside).
+fn cut(img: &Rgb, cx: f32, cy: f32, side: usize) -> Rgb {
+    let mut out = Rgb::new(side, side);
+    let (x0, y0) = (cx - side as f32 / 2.0, cy - side as f32 / 2.0);
+    for y in 0..side {
+        for x in 0..side {
+            let p = img.sample(x0 + x as f32, y0 + y as f32);
+            out.data[(y * side + x) * 3..][..3].copy_from_slice(&p);
+        }
+    }
+    out
+}
+
+impl Clip {
+    /// Builds a clip from photos (faces are taken in order, photo after photo, and reused
+    /// when the photos hold fewer than `spec.faces`).
+    pub fn new(photos: &[&Path], spec: ClipSpec) -> Result<Self> {
+        if spec.width < 64 || spec.height < 64 || spec.faces == 0 || photos.is_empty() {
+            return Err(Error::Input("a clip needs at least 64x64 pixels, one face and one photo".into()));
+        }
+        let mut detector = FaceDetector::new(DetectorOptions::default())?;
+        let mut sources = Vec::new();
+        let mut first = None;
+        for path in photos {
+            let img = Rgb::open(path)?;
+            for d in detector.detect(&img) {
+                let [cx, cy] = d.center();
+                sources.push(cut(&img, cx, cy, (2.0 * d.w.max(d.h)) as usize));
+            }
+            first.get_or_insert(img);
+        }
+        if sources.is_empty() {
+            return Err(Error::Input("no faces found in the clip's photos".into()));
+        }
+        // A grid with cells as square as the frame allows.
+        let cols = (1..=spec.faces)
+            .min_by_key(|&c| {
+                let rows = spec.faces.div_ceil(c);
+                let (cw, ch) = (spec.width as f32 / c as f32, spec.height as f32 / rows as f32);
+                ((cw / ch).ln().abs() * 1000.0) as i64
+            })
+            .unwrap_or(1);
+        let rows = spec.faces.div_ceil(cols);
+        let (cw, ch) = (spec.width as f32 / cols as f32, spec.height as f32 / rows as f32);
+        let side = ((cw.min(ch) - 2.0 * (spec.motion + spec.jitter as f32)) * 0.9).max(16.0) as usize;
+        let mut rng = StdRng::seed_from_u64(spec.seed);
+        let degradation = Degradation {
+            sigma: (1.5, 1.5),
+            angle: 0.0,
+            downscale: 3.0,
+            noise_sigma: 4.0,
+            jpeg_quality: 60,
+            color_shift: None,
+            gray: false,
+        };
+        let mut faces = Vec::with_capacity(spec.faces);
+        for i in 0..spec.faces {
+            let mut sprite = resize(&sources[i % sources.len()], side, side);
+            if spec.degrade {
+                sprite = apply(&sprite, &degradation, 11, &mut rng)?;
+            }
+            let (c, r) = (i % cols, i / cols);
+            let center = [(c as f32 + 0.5) * cw, (r as f32 + 0.5) * ch];
+            faces.push(Placed { sprite, center, phase: rng.random_range(0.0..std::f32::consts::TAU) });
+        }
+        let first = first.expect("one photo at least");
+        // Blurred beyond recognition, so that the clip holds exactly `spec.faces` faces.
+        let background = resize(&resize(&first, 32, 18), spec.width, spec.height);
+        let shake = (0..spec.frames)
+            .map(|_| (rng.random_range(-spec.jitter..=spec.jitter), rng.random_range(-spec.jitter..=spec.jitter)))
+            .collect();
+        Ok(Self { spec, background, faces, shake })
+    }
+
+    /// The camera shake of frame `i`: the picture is moved by this many pixels.
+    pub fn shake(&self, i: usize) -> (i32, i32) {
+        self.shake[i % self.shake.len()]
+    }
+
+    /// Top-left corner and side of each face's sprite in frame `i`, before the shake.
+    pub fn sprites(&self, i: usize) -> Vec<(i32, i32, usize)> {
+        let t = i as f32 / self.spec.fps;
+        self.faces
+            .iter()
+            .map(|f| {
+                let a = f.phase + t * std::f32::consts::TAU / 8.0;
+                let side = f.sprite.w;
+                let x = f.center[0] + self.spec.motion * a.cos() - side as f32 / 2.0;
+                let y = f.center[1] + self.spec.motion * a.sin() - side as f32 / 2.0;
+                (x.round() as i32, y.round() as i32, side)
+            })
+            .collect()
+    }
+
+    pub fn frame(&self, i: usize) -> Rgb {
+        let (w, h) = (self.spec.width, self.spec.height);
+        let mut scene = self.background.clone();
+        for (f, (x0, y0, side)) in self.faces.iter().zip(self.sprites(i)) {
+            // A soft round edge so the sprite blends into the background.
+            let r = side as f32 / 2.0;
+            for y in 0..side {
+                let fy = y0 + y as i32;
+                if fy < 0 || fy >= h as i32 {
+                    continue;
+                }
+                for x in 0..side {
+                    let fx = x0 + x as i32;
+                    if fx < 0 || fx >= w as i32 {
+                        continue;
+                    }
+                    let d = ((x as f32 + 0.5 - r).hypot(y as f32 + 0.5 - r)) / r;
+                    let m = ((1.0 - d) / 0.15).clamp(0.0, 1.0);
+                    if m > 0.0 {
+                        let (si, di) = ((y * side + x) * 3, (fy as usize * w + fx as usize) * 3);
+                        for k in 0..3 {
+                            scene.data[di + k] += m * (f.sprite.data[si + k] - scene.data[di + k]);
+                        }
+                    }
+                }
+            }
+        }
+        shift(&scene, self.shake(i))
+    }
+}
+
+/// Moves a picture by whole pixels; the uncovered border repeats the edge.
+pub fn shift(img: &Rgb, (dx, dy): (i32, i32)) -> Rgb {
+    let mut out = Rgb::new(img.w, img.h);
+    for y in 0..img.h {
+        let sy = (y as i32 - dy).clamp(0, img.h as i32 - 1) as usize;
+        for x in 0..img.w {
+            let sx = (x as i32 - dx).clamp(0, img.w as i32 - 1) as usize;
+            out.data[(y * img.w + x) * 3..][..3].copy_from_slice(&img.data[(sy * img.w + sx) * 3..][..3]);
+        }
+    }
+    out
+}
+
+/// Flicker of a processed clip of still faces: the mean absolute change (0..255 scale) from
+/// one frame to the next inside the faces' squares, after undoing each frame's camera shake, so
+/// that the unprocessed clip scores 0 and everything measured is the processing's own doing.
+pub fn flicker(clip: &Clip, frames: &[Rgb]) -> f32 {
+    let margin = clip.spec.jitter.unsigned_abs() as i32;
+    let (mut sum, mut n) = (0.0f64, 0usize);
+    let steady: Vec<Rgb> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let (dx, dy) = clip.shake(i);
+            shift(f, (-dx, -dy))
+        })
+        .collect();
+    for i in 1..steady.len() {
+        for (x0, y0, side) in clip.sprites(i) {
+            // The inner square (the face itself), away from the shaken border.
+            let q = side as i32 / 4;
+            for y in (y0 + q).max(margin)..(y0 + 3 * q).min(clip.spec.height as i32 - margin) {
+                for x in (x0 + q).max(margin)..(x0 + 3 * q).min(clip.spec.width as i32 - margin) {
+                    let k = (y as usize * clip.spec.width + x as usize) * 3;
+                    for c in 0..3 {
+                        sum += (steady[i].data[k + c] - steady[i - 1].data[k + c]).abs() as f64;
+                        n += 1;
+                    }
+                }
+            }
+        }
+    }
+    if n == 0 { 0.0 } else { (sum / n as f64) as f32 }
+}
