@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One command on a fresh Debian/Ubuntu machine: installs the system packages, builds the library
 # and the CLI, fetches the official weights (when github.com is reachable) and the face-api.js
-# models and sample photos, and restores the faces of two sample photos into out/.
-# (The GStreamer element and its sample clip come next.)
+# models and sample photos, renders the sample clip (faces from the photos, drifting, shaken,
+# degraded) and restores it with the GStreamer element into out/sample-restored.mp4.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 packages=(build-essential pkg-config curl ca-certificates python3 python3-venv
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-libav)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 command -v npm >/dev/null || missing+=(nodejs npm)
@@ -19,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v cargo >/dev/null || { echo "Rust is needed: https://rustup.rs (rustc 1.92 or newer)" >&2; exit 1; }
 
-cargo build --release
+cargo build --release --workspace
 GFPGAN=target/release/gfpgan
 # The face-api.js models (landmarks, expressions, identity) and the face crops the tests use.
 tests/faceapi/run.sh
@@ -34,5 +35,13 @@ if ! weights/fetch.sh v1.4; then
 fi
 
 "$GFPGAN" inspect "$weights"
+mkdir -p out
 "$GFPGAN" restore weights/face-api/demo/sample1.jpg weights/face-api/demo/sample3.jpg -o out --weights "$weights"
-echo "restored photos written to out/ (originals: weights/face-api/demo/)"
+
+# The main job: a video file through the facerestore element (pipelines/restore-file.sh).
+pipelines/sample-clip.sh out/sample.mp4 --width 640 --height 360 --faces 2 --frames 40
+WEIGHTS="$weights" pipelines/restore-file.sh out/sample.mp4 out/sample-restored.mp4
+echo
+echo "restored photos: out/*.png (originals in weights/face-api/demo/)"
+echo "sample clip: out/sample.mp4 -> restored: out/sample-restored.mp4"
+echo "more pipelines (camera, side by side, RTSP): pipelines/README.md"

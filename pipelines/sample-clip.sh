@@ -6,6 +6,7 @@ set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 OUTPUT.mp4 [clip options]" >&2; exit 2; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="$1"; shift
+mkdir -p "$(dirname "$out")"
 frames="$(mktemp -d)"
 trap 'rm -rf "$frames"' EXIT
 "$root/target/release/gfpgan" clip "$root"/weights/face-api/demo/sample{1,2,3,4,5,6}.jpg -o "$frames" "$@"

@@ -119,6 +119,30 @@ fn blend_zero_tracks_faces_but_changes_no_pixel() {
 }
 
 #[test]
+fn expressions_and_messages_are_reported_when_asked_for() {
+    let clip = clip(320, 240, 1, 2);
+    let props = [("expression", true.to_value()), ("post-messages", true.to_value())];
+    let mut h = harness(&props, VideoFormat::Rgbx, 320, 240);
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    for i in 0..2 {
+        h.push(stamp(buffer(&clip.frame(i), VideoFormat::Rgbx), i as u64)).unwrap();
+    }
+    let out = finish(&mut h);
+    let meta = out[0].meta::<gst_video::VideoRegionOfInterestMeta>().expect("a face");
+    let p = meta.param("face").unwrap();
+    let label = p.get::<String>("expression").expect("an expression");
+    assert!(gfpgan::faceapi::EXPRESSION_LABELS.contains(&label.as_str()), "{label}");
+    let confidence = p.get::<f64>("expression-confidence").unwrap();
+    assert!((0.0..=1.0).contains(&confidence));
+    let messages: Vec<gst::Message> = std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Element])).collect();
+    assert_eq!(messages.len(), 2, "one message per frame with faces");
+    let s = messages[0].structure().unwrap();
+    assert_eq!(s.name(), "facerestore");
+    assert_eq!(s.get::<gst::Array>("faces").unwrap().len(), 1);
+}
+
+#[test]
 fn eos_drains_every_held_frame_then_forwards_eos() {
     let clip = clip(320, 240, 1, 3);
     let mut h = harness(&[("batch-size", 8u32.to_value())], VideoFormat::Rgb, 320, 240);
