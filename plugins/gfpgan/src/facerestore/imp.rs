@@ -132,7 +132,7 @@ impl FaceRestore {
             Some(path) => {
                 let dev =
                     device::open(&wanted.device).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
-                let r = Restorer::load(path, &dev, candle_core_dtype_f32())
+                let r = Restorer::load(path, &dev, gfpgan::candle::DType::F32)
                     .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
                 gst::info!(
                     CAT,
@@ -285,10 +285,6 @@ impl FaceRestore {
         }
         Ok(())
     }
-}
-
-fn candle_core_dtype_f32() -> gfpgan::candle::DType {
-    gfpgan::candle::DType::F32
 }
 
 /// The per-face parameters of the ROI meta and of element messages.
