@@ -7,7 +7,7 @@
 #
 #   benches/element_fps.sh [WEIGHTS]     (default bench-data/gfpgan512_random.pth or weights/random-512.safetensors)
 #   env: SIZES="1280x720 1920x1080" FACES="1 4 8" TRACK_FRAMES=100 RESTORE_FRAMES=5 DEVICE=cpu
-#        PEER=0 skips the PyTorch figure
+#        ENGINE=auto|candle|nhwc (the element's engine), PEER=0 skips the PyTorch figure
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WEIGHTS="${1:-}"
@@ -16,7 +16,7 @@ if [ -z "$WEIGHTS" ]; then
 fi
 [ -n "$WEIGHTS" ] || { target/release/gfpgan init-random weights/random-512.safetensors; WEIGHTS=weights/random-512.safetensors; }
 SIZES="${SIZES:-1280x720 1920x1080}" FACES="${FACES:-1 4 8}"
-TRACK_FRAMES="${TRACK_FRAMES:-100}" RESTORE_FRAMES="${RESTORE_FRAMES:-5}" DEVICE="${DEVICE:-cpu}"
+TRACK_FRAMES="${TRACK_FRAMES:-100}" RESTORE_FRAMES="${RESTORE_FRAMES:-5}" DEVICE="${DEVICE:-cpu}" ENGINE="${ENGINE:-auto}"
 cargo build --release --workspace --quiet
 export GST_PLUGIN_PATH="$PWD/target/release"
 work="$(mktemp -d)"
@@ -29,7 +29,7 @@ run_secs() {
     awk '{ printf "%.3f", $1 * 3600 + $2 * 60 + $3 }'
 }
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; device $DEVICE; weights $WEIGHTS"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; device $DEVICE; engine $ENGINE; weights $WEIGHTS"
 printf "%-10s %5s %8s | %16s | %22s\n" size faces detected "track only, fps" "with restoration, fps"
 for size in $SIZES; do
   w="${size%x*}" h="${size#*x}"
@@ -42,7 +42,7 @@ for size in $SIZES; do
       videoconvert ! video/x-raw,format=RGBx ! multifilesink location="$work/raw/%05d.raw"
     src="multifilesrc location=$work/raw/%05d.raw loop=true caps=video/x-raw,format=RGBx,width=$w,height=$h,framerate=25/1"
     t_track="$(run_secs $src num-buffers="$TRACK_FRAMES" ! facerestore face-models=weights/face-api/model ! fakesink async=false)"
-    t_rest="$(run_secs $src num-buffers="$RESTORE_FRAMES" ! facerestore weights="$WEIGHTS" device="$DEVICE" \
+    t_rest="$(run_secs $src num-buffers="$RESTORE_FRAMES" ! facerestore weights="$WEIGHTS" device="$DEVICE" engine="$ENGINE" \
       face-models=weights/face-api/model batch-size="$faces" ! fakesink async=false)"
     printf "%-10s %5s %8s | %16s | %22s\n" "$size" "$faces" "$detected" \
       "$(awk -v n="$TRACK_FRAMES" -v t="$t_track" 'BEGIN { printf "%.2f", n / t }')" \

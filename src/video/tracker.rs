@@ -49,9 +49,9 @@ struct Track {
     bbox: Detection,
     missed: u32,
     detected: bool,
-    /// Box relative to the landmarks' bounding square: centre offset and size, in landmark
-    /// extents, measured when a detection matched.
-    box_from_marks: [f32; 4],
+    /// Offset from the landmarks' centre to the box centre, in box sides, measured when a
+    /// detection matched.
+    box_from_marks: [f32; 2],
     filters: [OneEuro; 10],
     face: Option<Face>,
 }
@@ -137,7 +137,7 @@ impl Tracker {
                     bbox: *d,
                     missed: 0,
                     detected: true,
-                    box_from_marks: [0.0, 0.0, 1.0, 1.0],
+                    box_from_marks: [0.0, 0.0],
                     filters: [OneEuro::new(1.0, 0.0); 10],
                     face: None,
                 });
@@ -160,16 +160,19 @@ impl Tracker {
         let dt = self.last_time.map_or(1.0 / 30.0, |last| (t - last).max(1e-4)) as f32;
         self.last_time = Some(t);
         for (track, mut face) in self.tracks.iter_mut().zip(faces) {
-            let (cx, cy, side) = marks_square(&face.landmarks);
+            // Between detections the box moves with the landmarks but keeps the detected size:
+            // letting it follow the landmarks' spread feeds back (a slightly wrong crop gives a
+            // smaller spread, a smaller box, a worse crop) until the box collapses.
+            let (cx, cy, _) = marks_square(&face.landmarks);
+            let b = track.bbox;
+            let side = b.w.max(b.h);
             if track.detected {
-                let b = track.bbox;
                 let [bx, by] = b.center();
-                track.box_from_marks = [(bx - cx) / side, (by - cy) / side, b.w / side, b.h / side];
+                track.box_from_marks = [(bx - cx) / side, (by - cy) / side];
             } else {
-                let [ox, oy, rw, rh] = track.box_from_marks;
-                let (w, h) = (rw * side, rh * side);
-                let (x, y) = (cx + ox * side - w / 2.0, cy + oy * side - h / 2.0);
-                track.bbox = Detection { x, y, w, h, score: track.bbox.score };
+                let [ox, oy] = track.box_from_marks;
+                let (x, y) = (cx + ox * side - b.w / 2.0, cy + oy * side - b.h / 2.0);
+                track.bbox = Detection { x, y, ..b };
             }
             let raw = five_points(&face.landmarks);
             face.five = raw;
@@ -323,6 +326,22 @@ mod tests {
         let b = out[0].face.detection;
         assert!((b.x - 112.0).abs() < 1e-3 && (b.y - 100.0).abs() < 1e-3 && (b.w - 80.0).abs() < 1e-3, "{b:?}");
         assert!(!out[0].detected);
+    }
+
+    #[test]
+    fn a_shrinking_landmark_spread_does_not_shrink_the_box() {
+        let mut t = Tracker::new(TrackerOptions { smoothing: None, ..Default::default() });
+        let d = det(100.0, 100.0, 80.0);
+        t.match_detections(&[d]);
+        t.update(vec![face_in(&d, 0.0)], 0.0);
+        for i in 1..10 {
+            // Landmarks found in a poor crop: the same centre, ever smaller.
+            let s = 80.0 * 0.8f32.powi(i);
+            let f = face_in(&det(140.0 - s / 2.0, 140.0 - s / 2.0, s), 0.0);
+            let b = t.update(vec![f], i as f64 / 30.0)[0].face.detection;
+            assert_eq!((b.w, b.h), (80.0, 80.0));
+            assert!((b.center()[0] - 140.0).abs() < 1e-3 && (b.center()[1] - 140.0).abs() < 1e-3);
+        }
     }
 
     /// The nose tip (x) of a still face over 60 frames whose landmarks get `noise(i)` on the

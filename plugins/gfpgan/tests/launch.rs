@@ -10,12 +10,25 @@ use std::process::Command;
 use common::*;
 use gst::prelude::*;
 
-/// The folder holding this build's libgstgfpgan.so (target/<profile>/, above the test binary).
+/// A folder holding only this build's libgstgfpgan.so, for GST_PLUGIN_PATH. `cargo test` builds
+/// the plugin's cdylib into target/<profile>/deps/ (beside every other crate's artifacts, which
+/// GStreamer should not scan) without copying it up, so it is linked into a folder of its own.
 fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    assert!(dir.join("libgstgfpgan.so").is_file(), "no libgstgfpgan.so in {}", dir.display());
-    dir
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+        let built = [deps.join("libgstgfpgan.so"), deps.parent().unwrap().join("libgstgfpgan.so")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("no libgstgfpgan.so in {} or above it", deps.display()));
+        let dir = deps.parent().unwrap().join("facerestore-test-plugin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("libgstgfpgan.so");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&built, &link).unwrap();
+        dir
+    })
+    .clone()
 }
 
 fn gst_launch(pipeline: &str) -> String {
@@ -114,4 +127,42 @@ fn a_live_source_with_passthrough_keeps_every_frame() {
         .collect();
     pts.dedup();
     assert_eq!(pts.len(), 30, "30 frames in, 30 out: {pts:?}");
+}
+
+#[test]
+fn gst_inspect_finds_the_element_and_documents_every_property() {
+    let out = Command::new("gst-inspect-1.0")
+        .arg("facerestore")
+        .env("GST_PLUGIN_PATH", plugin_dir())
+        .env("GST_REGISTRY", plugin_dir().join("gst-registry-tests.bin"))
+        .output()
+        .expect("gst-inspect-1.0 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("libgstgfpgan.so") && text.contains("Face restoration (GFP-GAN)"), "{text}");
+    for prop in [
+        "weights",
+        "face-models",
+        "device",
+        "engine",
+        "batch-size",
+        "detection-interval",
+        "min-face-size",
+        "max-faces",
+        "blend",
+        "temporal-smoothing",
+        "expression",
+        "live-policy",
+        "post-messages",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{prop} ")))
+            .unwrap_or_else(|| panic!("{prop} missing:\n{text}"));
+        let blurb = line.split_once(':').map(|x| x.1.trim()).unwrap_or_default();
+        assert!(blurb.len() > 20, "{prop} is not documented: {line}");
+    }
+    for format in ["RGB", "RGBA", "BGR", "BGRA", "RGBx", "BGRx", "xRGB", "xBGR"] {
+        assert!(text.contains(&format!("(string){format}")), "{format} missing from the caps");
+    }
 }

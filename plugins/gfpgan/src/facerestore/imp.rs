@@ -17,7 +17,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::{LivePolicy, packed_layout};
+use super::{EngineChoice, LivePolicy, packed_layout};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("facerestore", gst::DebugColorFlags::empty(), Some("GFP-GAN face restoration"))
@@ -44,11 +44,12 @@ struct ModelSettings {
     weights: Option<PathBuf>,
     face_models: Option<PathBuf>,
     device: String,
+    engine: EngineChoice,
 }
 
 impl Default for ModelSettings {
     fn default() -> Self {
-        Self { weights: None, face_models: None, device: "cpu".into() }
+        Self { weights: None, face_models: None, device: "cpu".into(), engine: EngineChoice::Auto }
     }
 }
 
@@ -120,7 +121,7 @@ impl FaceRestore {
     fn load_model(&self, wanted: &ModelSettings) -> Result<Option<Arc<Restorer>>, gst::ErrorMessage> {
         let mut model = lock(&self.model);
         if let Some((loaded, restorer)) = model.as_ref() {
-            if loaded.weights == wanted.weights && loaded.device == wanted.device {
+            if (&loaded.weights, &loaded.device, loaded.engine) == (&wanted.weights, &wanted.device, wanted.engine) {
                 return Ok(restorer.clone());
             }
         }
@@ -132,8 +133,10 @@ impl FaceRestore {
             Some(path) => {
                 let dev =
                     device::open(&wanted.device).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
-                let r = Restorer::load(path, &dev, gfpgan::candle::DType::F32)
+                let checkpoint = gfpgan::Checkpoint::load(path)
                     .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
+                let r = Restorer::with_engine(&checkpoint, &dev, gfpgan::candle::DType::F32, wanted.engine.into())
+                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
                 gst::info!(
                     CAT,
                     imp = self,
@@ -332,6 +335,11 @@ impl ObjectImpl for FaceRestore {
                     .default_value(Some("cpu"))
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("engine", EngineChoice::Auto)
+                    .nick("Engine")
+                    .blurb("Implementation of the network: auto (the NHWC engine on the CPU, candle on CUDA), candle (the reference port), nhwc (CPU only)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
                     .blurb("Most faces per network pass, gathered from the frames in flight (frames held: batch-size + 1)")
@@ -410,7 +418,7 @@ impl ObjectImpl for FaceRestore {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
-        if matches!(name, "weights" | "face-models" | "device") {
+        if matches!(name, "weights" | "face-models" | "device" | "engine") {
             if self.obj().current_state() > gst::State::Ready {
                 gst::warning!(CAT, imp = self, "{name} can only change in the NULL or READY state; ignored");
                 return;
@@ -420,6 +428,7 @@ impl ObjectImpl for FaceRestore {
             match name {
                 "weights" => m.weights = path(),
                 "face-models" => m.face_models = path(),
+                "engine" => m.engine = value.get().expect("type checked upstream"),
                 _ => m.device = value.get::<Option<String>>().expect("type checked upstream").unwrap_or("cpu".into()),
             }
             return;
@@ -453,6 +462,7 @@ impl ObjectImpl for FaceRestore {
             "weights" => path(&m.weights).to_value(),
             "face-models" => path(&m.face_models).to_value(),
             "device" => m.device.to_value(),
+            "engine" => m.engine.to_value(),
             "batch-size" => (s.tuning.batch_size as u32).to_value(),
             "detection-interval" => s.tuning.detection_interval.to_value(),
             "min-face-size" => s.tuning.min_face_size.to_value(),

@@ -28,6 +28,33 @@ pub enum LivePolicy {
     Passthrough = 1,
 }
 
+/// Which implementation runs the network (see the library's `Engine`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceRestoreEngine")]
+pub enum EngineChoice {
+    /// The fast NHWC engine on the CPU, the candle port on CUDA.
+    #[default]
+    #[enum_value(name = "Auto: the fastest for the device", nick = "auto")]
+    Auto = 0,
+    /// The plain candle port (the reference; for comparisons on the CPU).
+    #[enum_value(name = "Candle: the reference candle port", nick = "candle")]
+    Candle = 1,
+    /// The NHWC CPU engine.
+    #[enum_value(name = "NHWC: the CPU engine (Winograd, packed weights)", nick = "nhwc")]
+    Nhwc = 2,
+}
+
+impl From<EngineChoice> for gfpgan::Engine {
+    fn from(e: EngineChoice) -> Self {
+        match e {
+            EngineChoice::Auto => gfpgan::Engine::Auto,
+            EngineChoice::Candle => gfpgan::Engine::Candle,
+            EngineChoice::Nhwc => gfpgan::Engine::Nhwc,
+        }
+    }
+}
+
 /// Where R, G and B sit in a pixel of a packed RGB video format, for rows `row_stride` bytes
 /// apart.
 pub fn packed_layout(info: &gst_video::VideoInfo, row_stride: usize) -> gfpgan::face::PackedLayout {
