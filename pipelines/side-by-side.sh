@@ -4,7 +4,9 @@
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 INPUT [OUTPUT.mp4]" >&2; exit 2; }
 source "$(dirname "$0")/env.sh"
-width="$(gst-discoverer-1.0 "$1" 2>/dev/null | awk -F': ' '/Width/ {print $2; exit}')"
+# The input's width, read from the negotiated caps of its first decoded frame.
+width="$(gst-launch-1.0 -v filesrc location="$1" ! decodebin ! videoconvert ! fakesink num-buffers=1 2>/dev/null |
+  sed -n 's/.*fakesink0.GstPad:sink: caps = .*width=(int)\([0-9]*\).*/\1/p' | head -n1)"
 [ -n "$width" ] || { echo "$1: no video stream found" >&2; exit 1; }
 if [ $# -ge 2 ]; then
   sink="videoconvert ! x264enc ! h264parse ! mp4mux ! filesink location=$2"

@@ -83,10 +83,10 @@ fn probe(path: &Path) -> (usize, u32, u32) {
     *count.lock().unwrap()
 }
 
-#[test]
-fn a_degraded_clip_is_decoded_restored_and_encoded_to_mp4() {
-    let dir = tempfile::tempdir().unwrap();
-    let (frames, input, output) = (dir.path().join("frames"), dir.path().join("in.mp4"), dir.path().join("out.mp4"));
+/// Renders a 24-frame 480x270 clip with two drifting, degraded faces and encodes it to
+/// `dir/in.mp4` with gst-launch.
+fn clip_mp4(dir: &Path) -> PathBuf {
+    let (frames, input) = (dir.join("frames"), dir.join("in.mp4"));
     std::fs::create_dir(&frames).unwrap();
     write_clip(&frames, 480, 270, 2, 24);
     gst_launch(&format!(
@@ -94,6 +94,13 @@ fn a_degraded_clip_is_decoded_restored_and_encoded_to_mp4() {
         frames.display(),
         input.display()
     ));
+    input
+}
+
+#[test]
+fn a_degraded_clip_is_decoded_restored_and_encoded_to_mp4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (clip_mp4(dir.path()), dir.path().join("out.mp4"));
     let log = gst_launch(&format!(
         "-m filesrc location={} ! decodebin ! videoconvert ! facerestore weights={} face-models={} post-messages=true ! videoconvert ! x264enc ! h264parse ! mp4mux ! filesink location={}",
         input.display(),
@@ -164,5 +171,26 @@ fn gst_inspect_finds_the_element_and_documents_every_property() {
     }
     for format in ["RGB", "RGBA", "BGR", "BGRA", "RGBx", "BGRx", "xRGB", "xBGR"] {
         assert!(text.contains(&format!("(string){format}")), "{format} missing from the caps");
+    }
+}
+
+#[test]
+fn the_pipeline_scripts_restore_a_file_and_compose_a_side_by_side_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_mp4(dir.path());
+    let scripts = repo().join("pipelines");
+    for (script, output, width) in [("restore-file.sh", "restored.mp4", 480), ("side-by-side.sh", "sbs.mp4", 960)] {
+        let output = dir.path().join(output);
+        let out = Command::new(scripts.join(script))
+            .arg(&input)
+            .arg(&output)
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .env("GST_REGISTRY", plugin_dir().join("gst-registry-tests.bin"))
+            .env("WEIGHTS", weights())
+            .env("FACE_MODELS", face_models())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(probe(&output), (24, width, 270), "{script}");
     }
 }
