@@ -58,11 +58,7 @@ impl ClipArgs {
 
 /// Writes the clip's frames as `DIR/00000.png`, ... (gst-launch's multifilesrc reads them).
 pub fn write_clip(args: &ClipArgs, out: &Path) -> Result<()> {
-    let clip = args.build()?;
-    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_path_buf(), source })?;
-    for i in 0..args.frames {
-        clip.frame(i).save(&out.join(format!("{i:05}.png")))?;
-    }
+    args.build()?.write_frames(out)?;
     eprintln!(
         "{} frames of {}x{} with {} face(s) -> {}",
         args.frames,

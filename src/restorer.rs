@@ -123,9 +123,8 @@ impl Restorer {
     /// `detailed`: also convert the NHWC engine's SFT conditions (hundreds of MB at 512).
     fn run(&self, x: &Tensor, noises: &[Tensor], detailed: bool) -> Result<Forward> {
         let x = x.to_device(&self.device)?.to_dtype(self.dtype)?;
-        let noises = noises.to_vec();
         match &self.net {
-            Net::Candle(model) => Ok(model.forward_detailed(&x, &noises)?),
+            Net::Candle(model) => Ok(model.forward_detailed(&x, noises)?),
             Net::Nhwc(net) => {
                 let noises = noises
                     .iter()

@@ -129,7 +129,7 @@ pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -
     let (w, h) = (img.w as u32, img.h as u32);
     let (sw, sh) =
         (((w as f32) / d.downscale).round().max(1.0) as u32, ((h as f32) / d.downscale).round().max(1.0) as u32);
-    let mut small = Rgb::from_rgb8(&image::imageops::resize(&x.to_rgb8(), sw, sh, FilterType::Triangle));
+    let mut small = x.resized(sw as usize, sh as usize);
     if d.noise_sigma > 0.0 {
         let normal = Normal::new(0.0, d.noise_sigma).map_err(|e| Error::Input(e.to_string()))?;
         small.data.iter_mut().for_each(|v| *v += normal.sample(rng));

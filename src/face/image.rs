@@ -84,6 +84,12 @@ impl Rgb {
         Ok(Self { w, h, data })
     }
 
+    /// Resized with a triangle (bilinear) filter, through 8 bits.
+    pub fn resized(&self, w: usize, h: usize) -> Rgb {
+        let img = image::imageops::resize(&self.to_rgb8(), w as u32, h as u32, image::imageops::FilterType::Triangle);
+        Rgb::from_rgb8(&img)
+    }
+
     /// From a packed 8-bit frame (padding and any alpha channel are ignored).
     pub fn from_packed(bytes: &[u8], w: usize, h: usize, layout: &PackedLayout) -> Result<Self> {
         layout.check(bytes.len(), w, h)?;

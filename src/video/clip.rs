@@ -6,11 +6,11 @@
 
 use std::path::Path;
 
-use image::imageops::FilterType;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
+use crate::face::align::{Similarity, warp};
 use crate::face::degrade::{Degradation, apply};
 use crate::face::detect::{DetectorOptions, FaceDetector};
 use crate::face::image::Rgb;
@@ -62,22 +62,10 @@ pub struct Clip {
     shake: Vec<(i32, i32)>,
 }
 
-/// Resizes an RGB image (rounding to 8 bits on the way).
-fn resize(img: &Rgb, w: usize, h: usize) -> Rgb {
-    Rgb::from_rgb8(&image::imageops::resize(&img.to_rgb8(), w as u32, h as u32, FilterType::Triangle))
-}
-
 /// Cuts a square of side `side` centred at `(cx, cy)` (edge pixels repeat outside).
 fn cut(img: &Rgb, cx: f32, cy: f32, side: usize) -> Rgb {
-    let mut out = Rgb::new(side, side);
-    let (x0, y0) = (cx - side as f32 / 2.0, cy - side as f32 / 2.0);
-    for y in 0..side {
-        for x in 0..side {
-            let p = img.sample(x0 + x as f32, y0 + y as f32);
-            out.data[(y * side + x) * 3..][..3].copy_from_slice(&p);
-        }
-    }
-    out
+    let corner = Similarity { a: 1.0, b: 0.0, tx: cx - side as f32 / 2.0, ty: cy - side as f32 / 2.0 };
+    warp(img, &corner, side)
 }
 
 impl Clip {
@@ -124,7 +112,7 @@ impl Clip {
         };
         let mut faces = Vec::with_capacity(spec.faces);
         for i in 0..spec.faces {
-            let mut sprite = resize(&sources[i % sources.len()], side, side);
+            let mut sprite = sources[i % sources.len()].resized(side, side);
             if spec.degrade {
                 sprite = apply(&sprite, &degradation, 11, &mut rng)?;
             }
@@ -134,11 +122,18 @@ impl Clip {
         }
         let first = first.expect("one photo at least");
         // Blurred beyond recognition, so that the clip holds exactly `spec.faces` faces.
-        let background = resize(&resize(&first, 32, 18), spec.width, spec.height);
+        let background = first.resized(32, 18).resized(spec.width, spec.height);
         let shake = (0..spec.frames)
             .map(|_| (rng.random_range(-spec.jitter..=spec.jitter), rng.random_range(-spec.jitter..=spec.jitter)))
             .collect();
         Ok(Self { spec, background, faces, shake })
+    }
+
+    /// Writes every frame as `dir/00000.png`, `dir/00001.png`, ... (what gst-launch's
+    /// multifilesrc reads).
+    pub fn write_frames(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        (0..self.spec.frames).try_for_each(|i| self.frame(i).save(&dir.join(format!("{i:05}.png"))))
     }
 
     /// The camera shake of frame `i`: the picture is moved by this many pixels.

@@ -305,32 +305,27 @@ fn restore_frames(
     }
     let mut restored = Vec::with_capacity(slots.len());
     for chunk in slots.chunks(batch_size) {
-        let mut crops = Vec::with_capacity(chunk.len());
-        let mut seeds = Vec::with_capacity(chunk.len());
-        for &(i, k) in chunk {
-            if let (_, Ok(faces)) = &frames[i] {
-                crops.push(faces[k].aligned.as_ref().map(|a| a.crop.clone()).unwrap_or_else(|| Rgb::new(1, 1)));
-                seeds.push(faces[k].track_id);
-            }
-        }
+        let (crops, seeds): (Vec<Rgb>, Vec<u64>) = chunk
+            .iter()
+            .filter_map(|&(i, k)| {
+                let face = &frames[i].1.as_ref().ok()?[k];
+                Some((face.aligned.as_ref()?.crop.clone(), face.track_id))
+            })
+            .unzip();
         let noises = restorer.noises_for_seeds(&seeds)?;
         restored.extend(tensor_to_faces(&restorer.restore_with_noises(&faces_to_tensor(&crops)?, &noises)?)?);
     }
     // Blend in frame order so that each track's history runs forwards in time.
     let mut restored = restored.into_iter();
-    let mut frames_done = Vec::new();
     for &(i, k) in &slots {
         let (job, faces) = &mut frames[i];
         if let (Ok(faces), Some(mut face)) = (faces, restored.next()) {
             blender.blend(faces[k].track_id, &mut face, job.tuning.temporal_smoothing);
             faces[k].restored = Some(face);
         }
-        if frames_done.last() != Some(&i) {
-            frames_done.push(i);
-        }
     }
     // Tracks absent from the newest restored frame have ended.
-    if let Some((_, Ok(faces))) = frames_done.last().map(|&i| &frames[i]) {
+    if let Some((_, Ok(faces))) = slots.last().map(|&(i, _)| &frames[i]) {
         let live: Vec<u64> = faces.iter().map(|f| f.track_id).collect();
         blender.retain(|id| live.contains(&id));
     }

@@ -63,8 +63,8 @@ fn iou(a: &Detection, b: &Detection) -> f32 {
     inter / (a.w * a.h + b.w * b.h - inter).max(1e-6)
 }
 
-/// Centre and side of the square around the landmarks.
-fn marks_square(l: &[[f32; 2]; 68]) -> (f32, f32, f32) {
+/// Centre of the landmarks' bounding box.
+fn marks_center(l: &[[f32; 2]; 68]) -> (f32, f32) {
     let (mut lo, mut hi) = ([f32::MAX; 2], [f32::MIN; 2]);
     for p in l {
         for k in 0..2 {
@@ -72,7 +72,7 @@ fn marks_square(l: &[[f32; 2]; 68]) -> (f32, f32, f32) {
             hi[k] = hi[k].max(p[k]);
         }
     }
-    ((lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0, (hi[0] - lo[0]).max(hi[1] - lo[1]).max(1.0))
+    ((lo[0] + hi[0]) / 2.0, (lo[1] + hi[1]) / 2.0)
 }
 
 /// The association and smoothing half of tracking, independent of the networks.
@@ -163,7 +163,7 @@ impl Tracker {
             // Between detections the box moves with the landmarks but keeps the detected size:
             // letting it follow the landmarks' spread feeds back (a slightly wrong crop gives a
             // smaller spread, a smaller box, a worse crop) until the box collapses.
-            let (cx, cy, _) = marks_square(&face.landmarks);
+            let (cx, cy) = marks_center(&face.landmarks);
             let b = track.bbox;
             let side = b.w.max(b.h);
             if track.detected {

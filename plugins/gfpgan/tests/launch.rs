@@ -44,14 +44,6 @@ fn gst_launch(pipeline: &str) -> String {
     text
 }
 
-/// Writes `frames` frames of a clip with `faces` faces as PNGs into `dir`.
-fn write_clip(dir: &Path, w: usize, h: usize, faces: usize, frames: usize) {
-    let clip = clip(w, h, faces, frames);
-    for i in 0..frames {
-        clip.frame(i).save(&dir.join(format!("{i:05}.png"))).unwrap();
-    }
-}
-
 /// Decodes a video file in-process and returns its frame count and size.
 fn probe(path: &Path) -> (usize, u32, u32) {
     init();
@@ -87,8 +79,7 @@ fn probe(path: &Path) -> (usize, u32, u32) {
 /// `dir/in.mp4` with gst-launch.
 fn clip_mp4(dir: &Path) -> PathBuf {
     let (frames, input) = (dir.join("frames"), dir.join("in.mp4"));
-    std::fs::create_dir(&frames).unwrap();
-    write_clip(&frames, 480, 270, 2, 24);
+    clip(480, 270, 2, 24).write_frames(&frames).unwrap();
     gst_launch(&format!(
         "multifilesrc location={}/%05d.png caps=image/png,framerate=25/1 ! pngdec ! videoconvert ! x264enc ! h264parse ! mp4mux ! filesink location={}",
         frames.display(),
