@@ -125,6 +125,10 @@ fn expressions_and_messages_are_reported_when_asked_for() {
     let mut h = harness(&props, VideoFormat::Rgbx, 320, 240);
     let bus = gst::Bus::new();
     h.element().unwrap().set_bus(Some(&bus));
+    // A segment whose stream time starts at 10 s: messages carry stream time beside the PTS.
+    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    segment.set_time(gst::ClockTime::from_seconds(10));
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
     for i in 0..2 {
         h.push(stamp(buffer(&clip.frame(i), VideoFormat::Rgbx), i as u64)).unwrap();
     }
@@ -137,8 +141,10 @@ fn expressions_and_messages_are_reported_when_asked_for() {
     assert!((0.0..=1.0).contains(&confidence));
     let messages: Vec<gst::Message> = std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Element])).collect();
     assert_eq!(messages.len(), 2, "one message per frame with faces");
-    let s = messages[0].structure().unwrap();
+    let s = messages[1].structure().unwrap();
     assert_eq!(s.name(), "facerestore");
+    assert_eq!(s.get::<Option<gst::ClockTime>>("timestamp").unwrap(), Some(gst::ClockTime::from_mseconds(40)));
+    assert_eq!(s.get::<Option<gst::ClockTime>>("stream-time").unwrap(), Some(gst::ClockTime::from_mseconds(10_040)));
     assert_eq!(s.get::<gst::Array>("faces").unwrap().len(), 1);
 }
 

@@ -270,9 +270,14 @@ impl FaceRestore {
             faces.push(params);
         }
         if settings.post_messages {
+            // Stream time through the input segment (what `stream-time` means elsewhere in
+            // GStreamer), beside the raw timestamp.
+            let segment = self.obj().segment();
+            let stream_time =
+                segment.downcast_ref::<gst::ClockTime>().zip(buf.pts()).and_then(|(seg, pts)| seg.to_stream_time(pts));
             let s = gst::Structure::builder("facerestore")
                 .field("timestamp", buf.pts())
-                .field("stream-time", buf.pts())
+                .field("stream-time", stream_time)
                 .field("faces", gst::Array::new(faces.iter().map(|s| s.to_send_value())))
                 .build();
             let _ = self.obj().post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
