@@ -6,13 +6,15 @@
 //! whose left matrix is the padded input itself with a row stride of `c` (rows overlap): three
 //! accumulating GEMMs and no im2col buffer. The two extra columns of each output row are
 //! computed and dropped; the epilogue that drops them also applies bias, demodulation, noise,
-//! activation and residual in the same pass.
+//! activation and residual in the same pass. 3x3 convolutions on larger maps go to `winograd`.
 
 use candle_core::{Result, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::act::{Act, Padded, lrelu};
+use super::act::{Act, Input, Padded, Resample, lrelu};
+use super::kernel::has_avx2_fma;
+use super::pool::Buf;
 use super::winograd::Winograd;
 
 /// `GFPGAN_NO_WINOGRAD=1` computes every 3x3 convolution directly (for comparisons).
@@ -67,14 +69,6 @@ unsafe fn matmul(
     }
 }
 
-/// `dst (m x n) = lhs (m x k) * rhs (k x n)`, contiguous, on the calling thread (for work that
-/// is already split across threads).
-pub fn matmul_serial(dst: &mut [f32], m: usize, n: usize, k: usize, lhs: &[f32], rhs: &[f32]) {
-    assert!(lhs.len() >= m * k);
-    // SAFETY: lhs holds m rows of k floats.
-    unsafe { matmul(dst, false, m, n, k, lhs.as_ptr(), k, rhs, Parallelism::None) };
-}
-
 /// `x (rows x k) * w_t (k x n) + bias`, for the linear layers.
 pub fn linear(x: &[f32], rows: usize, w_t: &[f32], bias: Option<&[f32]>, n: usize) -> Vec<f32> {
     let k = w_t.len() / n;
@@ -88,7 +82,7 @@ pub fn linear(x: &[f32], rows: usize, w_t: &[f32], bias: Option<&[f32]>, n: usiz
     out
 }
 
-/// Per-pixel work done while copying the product out of its padded grid.
+/// Per-pixel work done on each output pixel as it is written.
 #[derive(Default)]
 pub struct Epilogue<'a> {
     /// Multiplier per (image, output channel): the demodulation factors.
@@ -103,37 +97,36 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
-    /// Finishes output pixel `(b, y, x)` of an `h x w` map: `src` holds the raw products of
-    /// its channels, `dst` receives the result.
-    #[inline]
-    pub fn pixel(
+    /// Finishes output pixel `(b, y, x)` of an `h x w` map in place: `px` holds the raw products
+    /// of its channels and receives the result.
+    #[inline(always)]
+    pub fn apply(
         &self,
         conv_bias: Option<&[f32]>,
         (b, y, x): (usize, usize, usize),
         (h, w): (usize, usize),
-        src: &[f32],
-        dst: &mut [f32],
+        px: &mut [f32],
     ) {
-        let co = dst.len();
-        let scale = self.scale.map(|s| &s[b * co..(b + 1) * co]);
+        let co = px.len();
         let nz = self.noise.map_or(0.0, |(map, strength)| {
             let per_image = map.len() / (h * w);
             strength * map[((b % per_image) * h + y) * w + x]
         });
-        let residual = self.residual.map(|r| &r.data[((b * h + y) * w + x) * co..][..co]);
         // One simple pass per term, so that each vectorises.
-        match scale {
-            Some(sc) => dst.iter_mut().zip(src).zip(sc).for_each(|((d, v), k)| *d = v * k + nz),
-            None => dst.iter_mut().zip(src).for_each(|(d, v)| *d = v + nz),
+        match self.scale.map(|s| &s[b * co..(b + 1) * co]) {
+            Some(sc) => px.iter_mut().zip(sc).for_each(|(d, k)| *d = *d * k + nz),
+            None if self.noise.is_some() => px.iter_mut().for_each(|d| *d += nz),
+            None => {}
         }
         for bias in [conv_bias, self.bias].into_iter().flatten() {
-            dst.iter_mut().zip(bias).for_each(|(d, b)| *d += b);
+            px.iter_mut().zip(bias).for_each(|(d, b)| *d += b);
         }
         if self.lrelu {
-            dst.iter_mut().for_each(|d| *d = lrelu(*d));
+            px.iter_mut().for_each(|d| *d = lrelu(*d));
         }
-        if let Some(r) = residual {
-            dst.iter_mut().zip(r).for_each(|(d, r)| *d += r);
+        if let Some(r) = self.residual {
+            let r = &r.data[((b * h + y) * w + x) * co..][..co];
+            px.iter_mut().zip(r).for_each(|(d, r)| *d += r);
         }
     }
 }
@@ -172,50 +165,87 @@ impl Conv {
         wsq
     }
 
-    /// Convolves a padded input (`pad == k / 2`) and finishes each output pixel.
-    pub fn forward(&self, x: &Padded, epi: &Epilogue) -> Act {
-        assert_eq!((x.c, x.pad), (self.cin, self.k / 2), "conv input channels / padding");
-        if let Some(wino) = self.winograd.as_ref().filter(|_| use_winograd() && Winograd::applies(x)) {
+    /// Convolves `x` (zero padding of `k / 2`) and finishes each output pixel with `epi`.
+    pub fn forward(&self, x: &Input, epi: &Epilogue) -> Act {
+        assert_eq!(x.src.c, self.cin, "conv input channels");
+        if let Some(wino) = self.winograd.as_ref().filter(|_| use_winograd() && Winograd::applies(x.h(), x.w())) {
             return wino.forward(x, self.bias.as_deref(), epi);
         }
-        let (n, h, w, c) = (x.n, x.h, x.w, x.c);
+        if self.k == 1 && x.mode == Resample::Keep && x.scale.is_none() {
+            // The input as it is: its pixels are the rows of the product, which is the output.
+            let (n, h, w) = (x.src.n, x.src.h, x.src.w);
+            let mut out = Act::for_overwrite(n, h, w, self.cout);
+            // SAFETY: the input holds n * h * w rows of cin floats.
+            unsafe { self.product(&mut out.data, n * h * w, x.src.data.as_ptr(), w) };
+            self.finish_in_place(&mut out, epi);
+            return out;
+        }
+        let x = Padded::fill(x, self.k / 2);
+        let (n, h, w) = (x.n, x.h, x.w);
         let pitch = x.row_pixels();
         let rows_per_image = (h + 2 * x.pad) * pitch;
         // Last output pixel of the padded grid that is a real output, plus one.
         let m = (n - 1) * rows_per_image + (h - 1) * pitch + w;
-        let kk = self.k * c;
-        let mut q = vec![0.0f32; m * self.cout];
-        for kh in 0..self.k {
-            let rhs = &self.packed[kh * kk * self.cout..(kh + 1) * kk * self.cout];
-            // SAFETY: the last row read starts at pixel (m - 1) + kh * pitch and spans k pixels,
-            // which ends at the last pixel of the padded buffer for kh = k - 1.
-            unsafe {
-                matmul(&mut q, kh > 0, m, self.cout, kk, x.data.as_ptr().add(kh * pitch * c), c, rhs, parallelism())
-            };
-        }
-        self.finish(&q, n, h, w, pitch, rows_per_image, epi)
+        let mut q = Buf::for_overwrite(m * self.cout);
+        // SAFETY: the last row read starts at pixel (m - 1) + kh * pitch and spans k pixels,
+        // which ends at the last pixel of the padded buffer for kh = k - 1.
+        unsafe { self.product(&mut q, m, x.data.as_ptr(), pitch) };
+        let co = self.cout;
+        let mut out = Act::for_overwrite(n, h, w, co);
+        out.data.par_chunks_mut(w * co).enumerate().for_each(|(row, dst)| {
+            let (b, y) = (row / h, row % h);
+            dst.copy_from_slice(&q[(b * rows_per_image + y * pitch) * co..][..w * co]);
+        });
+        self.finish_in_place(&mut out, epi);
+        out
     }
 
-    fn finish(
-        &self,
-        q: &[f32],
-        n: usize,
-        h: usize,
-        w: usize,
-        pitch: usize,
-        rows_per_image: usize,
-        epi: &Epilogue,
-    ) -> Act {
-        let co = self.cout;
-        let mut out = Act::zeros(n, h, w, co);
+    /// `q (m x cout) = sum over kernel rows kh` of the input rows from pixel `kh * pitch` on
+    /// (overlapping rows, `k * cin` floats each, one pixel apart) times that row's weights.
+    ///
+    /// # Safety
+    /// `x` must be valid for reads of `(m - 1 + (k - 1) * pitch + k) * cin` floats.
+    unsafe fn product(&self, q: &mut [f32], m: usize, x: *const f32, pitch: usize) {
+        let (c, kk) = (self.cin, self.k * self.cin);
+        for kh in 0..self.k {
+            let rhs = &self.packed[kh * kk * self.cout..(kh + 1) * kk * self.cout];
+            // SAFETY: guaranteed by the caller.
+            unsafe { matmul(q, kh > 0, m, self.cout, kk, x.add(kh * pitch * c), c, rhs, parallelism()) };
+        }
+    }
+
+    fn finish_in_place(&self, out: &mut Act, epi: &Epilogue) {
+        let (h, w, co) = (out.h, out.w, out.c);
         let conv_bias = self.bias.as_deref();
         out.data.par_chunks_mut(w * co).enumerate().for_each(|(row, dst)| {
             let (b, y) = (row / h, row % h);
-            let src = &q[(b * rows_per_image + y * pitch) * co..][..w * co];
-            for (x, (s, d)) in src.chunks_exact(co).zip(dst.chunks_exact_mut(co)).enumerate() {
-                epi.pixel(conv_bias, (b, y, x), (h, w), s, d);
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2_fma() {
+                // SAFETY: the CPU has the features.
+                return unsafe { finish_row_avx2(epi, conv_bias, (b, y), (h, w), dst) };
             }
+            finish_row(epi, conv_bias, (b, y), (h, w), dst);
         });
-        out
     }
+}
+
+/// The epilogue over output row `y` of image `b`.
+#[inline(always)]
+fn finish_row(
+    epi: &Epilogue,
+    conv_bias: Option<&[f32]>,
+    (b, y): (usize, usize),
+    (h, w): (usize, usize),
+    row: &mut [f32],
+) {
+    let co = row.len() / w;
+    for (x, px) in row.chunks_exact_mut(co).enumerate() {
+        epi.apply(conv_bias, (b, y, x), (h, w), px);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn finish_row_avx2(epi: &Epilogue, bias: Option<&[f32]>, by: (usize, usize), hw: (usize, usize), row: &mut [f32]) {
+    finish_row(epi, bias, by, hw, row)
 }

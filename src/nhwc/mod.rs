@@ -5,7 +5,9 @@
 
 mod act;
 mod conv;
+mod kernel;
 mod network;
+mod pool;
 mod winograd;
 
 pub use act::Act;

@@ -4,7 +4,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
-use super::act::{Act, Padded, Resample, resample};
+use super::act::{Act, Input, Resample, resample};
 use super::conv::{Conv, Epilogue, linear};
 use crate::model::Config;
 
@@ -57,10 +57,15 @@ impl ResBlock {
 
     fn forward(&self, x: &Act) -> Act {
         let relu = Epilogue { lrelu: true, ..Default::default() };
-        let h = self.conv1.forward(&Padded::fill(x, None, Resample::Keep, 1), &relu);
-        let skip = self.skip.forward(&Padded::fill(x, None, self.mode, 0), &Epilogue::default());
+        let h = self.conv1.forward(&Input::plain(x), &relu);
+        // The skip is a 1x1 convolution without bias, which commutes with bilinear resampling:
+        // it runs on the smaller of the two maps.
+        let skip = match self.mode {
+            Resample::Up => resample(&self.skip.forward(&Input::plain(x), &Epilogue::default()), Resample::Up),
+            mode => self.skip.forward(&Input::new(x, None, mode), &Epilogue::default()),
+        };
         let epi = Epilogue { lrelu: true, residual: Some(&skip), ..Default::default() };
-        self.conv2.forward(&Padded::fill(&h, None, self.mode, 1), &epi)
+        self.conv2.forward(&Input::new(&h, None, self.mode), &epi)
     }
 }
 
@@ -107,7 +112,7 @@ impl ModulatedConv {
         });
         let epi = Epilogue { scale: demod.as_deref(), ..epi };
         let mode = if self.upsample { Resample::Up } else { Resample::Keep };
-        self.conv.forward(&Padded::fill(x, Some(&s), mode, self.conv.k / 2), &epi)
+        self.conv.forward(&Input::new(x, Some(&s), mode), &epi)
     }
 }
 
@@ -242,13 +247,13 @@ impl Network {
     pub fn forward(&self, x: &Act, noises: &[Vec<f32>]) -> Output {
         let n = x.n;
         let relu = Epilogue { lrelu: true, ..Default::default() };
-        let mut feat = self.conv_body_first.forward(&Padded::fill(x, None, Resample::Keep, 0), &relu);
+        let mut feat = self.conv_body_first.forward(&Input::plain(x), &relu);
         let mut skips = Vec::with_capacity(self.conv_body_down.len());
         for block in &self.conv_body_down {
             feat = block.forward(&feat);
             skips.push(feat.clone());
         }
-        feat = self.final_conv.forward(&Padded::fill(&feat, None, Resample::Keep, 1), &relu);
+        feat = self.final_conv.forward(&Input::plain(&feat), &relu);
         let style_code = self.final_linear.forward(&feat.data, n);
 
         let mut conditions = Vec::with_capacity(2 * self.conv_body_up.len());
@@ -256,8 +261,8 @@ impl Network {
             feat.add_assign(&skips[skips.len() - 1 - i]);
             feat = block.forward(&feat);
             for [c0, c2] in [&self.condition_scale[i], &self.condition_shift[i]] {
-                let hidden = c0.forward(&Padded::fill(&feat, None, Resample::Keep, 1), &relu);
-                conditions.push(c2.forward(&Padded::fill(&hidden, None, Resample::Keep, 1), &Epilogue::default()));
+                let hidden = c0.forward(&Input::plain(&feat), &relu);
+                conditions.push(c2.forward(&Input::plain(&hidden), &Epilogue::default()));
             }
         }
 
@@ -269,8 +274,7 @@ impl Network {
             let off = if self.cfg.different_w { i * s } else { 0 };
             (0..n).flat_map(|b| latent[b * per_image + off..][..s].iter().copied()).collect()
         };
-        let mut out = Act { n, ..self.constant_input.clone() };
-        out.data = self.constant_input.data.repeat(n);
+        let mut out = self.constant_input.repeat(n);
         out = self.style_conv1.forward(&out, &code(0), &noises[0]);
         let mut skip = self.to_rgb1.forward(&out, &code(1), None);
         for (level, to_rgb) in self.to_rgbs.iter().enumerate() {
