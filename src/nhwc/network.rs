@@ -6,13 +6,15 @@ use candle_nn::VarBuilder;
 
 use super::act::{Act, Input, Resample, resample};
 use super::conv::{Conv, Epilogue, linear};
+use super::pool;
 use crate::model::Config;
 
-fn conv(vb: &VarBuilder, name: &str, cin: usize, cout: usize, k: usize, bias: bool) -> Result<Conv> {
+/// A convolution whose output is `side x side`.
+fn conv(vb: &VarBuilder, name: &str, (cin, cout, k): (usize, usize, usize), bias: bool, side: usize) -> Result<Conv> {
     let vb = vb.pp(name);
     let w = vb.get((cout, cin, k, k), "weight")?;
     let b = if bias { Some(vb.get(cout, "bias")?) } else { None };
-    Conv::new(&w, b.as_ref())
+    Conv::new(&w, b.as_ref(), side)
 }
 
 /// A linear layer stored transposed, `(in x out)`, for `x * w_t`.
@@ -46,11 +48,15 @@ struct ResBlock {
 }
 
 impl ResBlock {
-    fn new(vb: &VarBuilder, cin: usize, cout: usize, mode: Resample) -> Result<Self> {
+    /// `side`: the size of the block's input.
+    fn new(vb: &VarBuilder, cin: usize, cout: usize, mode: Resample, side: usize) -> Result<Self> {
+        let out = mode.side(side);
+        // The skip runs before upsampling and after downsampling (see `forward`).
+        let skip_side = if mode == Resample::Up { side } else { out };
         Ok(Self {
-            conv1: conv(vb, "conv1", cin, cin, 3, true)?,
-            conv2: conv(vb, "conv2", cin, cout, 3, true)?,
-            skip: conv(vb, "skip", cin, cout, 1, false)?,
+            conv1: conv(vb, "conv1", (cin, cin, 3), true, side)?,
+            conv2: conv(vb, "conv2", (cin, cout, 3), true, out)?,
+            skip: conv(vb, "skip", (cin, cout, 1), false, skip_side)?,
             mode,
         })
     }
@@ -78,17 +84,25 @@ struct ModulatedConv {
 }
 
 impl ModulatedConv {
+    /// `side`: the size of the output.
     fn new(
         vb: VarBuilder,
-        cin: usize,
-        cout: usize,
-        k: usize,
+        (cin, cout, k): (usize, usize, usize),
         style: usize,
         demodulate: bool,
         upsample: bool,
+        side: usize,
     ) -> Result<Self> {
-        let conv = Conv::new(&vb.get((1, cout, cin, k, k), "weight")?, None)?;
-        let wsq = demodulate.then(|| conv.squared_taps());
+        let weight = vb.get((1, cout, cin, k, k), "weight")?;
+        // Sum over the kernel taps of the squared weights, `(cin x cout)`: the demodulation
+        // factor of output `o` for input scales `s` is `1 / sqrt(sum_i s_i^2 wsq[i][o] + eps)`.
+        let wsq = if demodulate {
+            let taps = weight.reshape((cout, cin, k * k))?.sqr()?.sum(2)?;
+            Some(taps.t()?.contiguous()?.flatten_all()?.to_vec1::<f32>()?)
+        } else {
+            None
+        };
+        let conv = Conv::new(&weight, None, side)?;
         Ok(Self { conv, modulation: Linear::new(vb.pp("modulation"), style, cin)?, wsq, upsample })
     }
 
@@ -123,9 +137,9 @@ struct StyleConv {
 }
 
 impl StyleConv {
-    fn new(vb: VarBuilder, cin: usize, cout: usize, style: usize, upsample: bool) -> Result<Self> {
+    fn new(vb: VarBuilder, (cin, cout): (usize, usize), style: usize, upsample: bool, side: usize) -> Result<Self> {
         Ok(Self {
-            modulated: ModulatedConv::new(vb.pp("modulated_conv"), cin, cout, 3, style, true, upsample)?,
+            modulated: ModulatedConv::new(vb.pp("modulated_conv"), (cin, cout, 3), style, true, upsample, side)?,
             noise_strength: vb.get(1, "weight")?.to_vec1::<f32>()?[0],
             bias: vb.get((1, cout, 1, 1), "bias")?.flatten_all()?.to_vec1()?,
         })
@@ -148,9 +162,9 @@ struct ToRgb {
 }
 
 impl ToRgb {
-    fn new(vb: VarBuilder, cin: usize, style: usize) -> Result<Self> {
+    fn new(vb: VarBuilder, cin: usize, style: usize, side: usize) -> Result<Self> {
         Ok(Self {
-            modulated: ModulatedConv::new(vb.pp("modulated_conv"), cin, 3, 1, style, false, false)?,
+            modulated: ModulatedConv::new(vb.pp("modulated_conv"), (cin, 3, 1), style, false, false, side)?,
             bias: vb.get((1, 3, 1, 1), "bias")?.flatten_all()?.to_vec1()?,
         })
     }
@@ -185,24 +199,30 @@ pub struct Network {
     to_rgb1: ToRgb,
     style_convs: Vec<StyleConv>,
     to_rgbs: Vec<ToRgb>,
+    /// Keeps the recycled activation buffers while the network lives.
+    _buffers: pool::User,
 }
 
 impl Network {
     /// Builds from f32 CPU tensors (already checked against the configuration).
     pub fn new(vb: VarBuilder, cfg: &Config) -> Result<Self> {
-        let conv_body_first = conv(&vb, "conv_body_first", 3, cfg.unet_channels(cfg.out_size), 1, true)?;
+        let size = cfg.out_size;
+        let conv_body_first = conv(&vb, "conv_body_first", (3, cfg.unet_channels(size), 1), true, size)?;
         let conv_body_down = (cfg.down_blocks().into_iter().enumerate())
-            .map(|(i, (cin, cout))| ResBlock::new(&vb.pp(format!("conv_body_down.{i}")), cin, cout, Resample::Down))
+            .map(|(i, (cin, cout))| {
+                ResBlock::new(&vb.pp(format!("conv_body_down.{i}")), cin, cout, Resample::Down, size >> i)
+            })
             .collect::<Result<Vec<_>>>()?;
         let c4 = cfg.unet_channels(4);
-        let final_conv = conv(&vb, "final_conv", c4, c4, 3, true)?;
+        let final_conv = conv(&vb, "final_conv", (c4, c4, 3), true, 4)?;
         let (mut conv_body_up, mut condition_scale, mut condition_shift) = (Vec::new(), Vec::new(), Vec::new());
         for (i, (cin, cout)) in cfg.up_blocks().into_iter().enumerate() {
-            conv_body_up.push(ResBlock::new(&vb.pp(format!("conv_body_up.{i}")), cin, cout, Resample::Up)?);
+            let side = 8 << i;
+            conv_body_up.push(ResBlock::new(&vb.pp(format!("conv_body_up.{i}")), cin, cout, Resample::Up, side / 2)?);
             let sft_out = cfg.sft_channels(cout);
             let branch = |name: &str| -> Result<[Conv; 2]> {
                 let vb = vb.pp(format!("{name}.{i}"));
-                Ok([conv(&vb, "0", cout, cout, 3, true)?, conv(&vb, "2", cout, sft_out, 3, true)?])
+                Ok([conv(&vb, "0", (cout, cout, 3), true, side)?, conv(&vb, "2", (cout, sft_out, 3), true, side)?])
             };
             condition_scale.push(branch("condition_scale")?);
             condition_shift.push(branch("condition_shift")?);
@@ -217,13 +237,14 @@ impl Network {
         let s = cfg.num_style_feat;
         let c4 = cfg.decoder_channels(4);
         let constant_input = Act::from_nchw(&d.get((1, c4, 4, 4), "constant_input.weight")?)?;
-        let style_conv1 = StyleConv::new(d.pp("style_conv1"), c4, c4, s, false)?;
-        let to_rgb1 = ToRgb::new(d.pp("to_rgb1"), c4, s)?;
+        let style_conv1 = StyleConv::new(d.pp("style_conv1"), (c4, c4), s, false, 4)?;
+        let to_rgb1 = ToRgb::new(d.pp("to_rgb1"), c4, s, 4)?;
         let (mut style_convs, mut to_rgbs) = (Vec::new(), Vec::new());
         for (i, (cin, cout)) in cfg.decoder_levels().into_iter().enumerate() {
-            style_convs.push(StyleConv::new(d.pp(format!("style_convs.{}", 2 * i)), cin, cout, s, true)?);
-            style_convs.push(StyleConv::new(d.pp(format!("style_convs.{}", 2 * i + 1)), cout, cout, s, false)?);
-            to_rgbs.push(ToRgb::new(d.pp(format!("to_rgbs.{i}")), cout, s)?);
+            let side = 8 << i;
+            style_convs.push(StyleConv::new(d.pp(format!("style_convs.{}", 2 * i)), (cin, cout), s, true, side)?);
+            style_convs.push(StyleConv::new(d.pp(format!("style_convs.{}", 2 * i + 1)), (cout, cout), s, false, side)?);
+            to_rgbs.push(ToRgb::new(d.pp(format!("to_rgbs.{i}")), cout, s, side)?);
         }
         Ok(Self {
             cfg: cfg.clone(),
@@ -239,6 +260,7 @@ impl Network {
             to_rgb1,
             style_convs,
             to_rgbs,
+            _buffers: pool::User::new(),
         })
     }
 
