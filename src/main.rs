@@ -147,6 +147,10 @@ enum Command {
         /// `--batch` faces are used.
         #[arg(long)]
         input: Option<PathBuf>,
+        /// Also measure this machine's matrix-product peak (the engine's micro-kernel in cache,
+        /// and the `gemm` crate on 2048^3) and report the engine's speed against it.
+        #[arg(long)]
+        peak: bool,
         /// Write the restored faces of the last pass here (to compare with another engine).
         #[arg(long)]
         output: Option<PathBuf>,
@@ -276,7 +280,7 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("restored {n} face(s) -> {}", output.display());
             Ok(())
         }
-        Command::Bench { weights, batch, iters, run, input, output } => {
+        Command::Bench { weights, batch, iters, run, input, output, peak } => {
             let restorer = run.load(&weights)?;
             let size = restorer.config().out_size;
             let batch = batch.max(1);
@@ -315,6 +319,19 @@ fn run(cli: Cli) -> Result<()> {
                 gflop,
                 gflop / per_face
             );
+            if peak {
+                let executed = restorer.executed_flops_per_face() / 1e9 / per_face;
+                let kernel = gfpgan::nhwc::kernel_peak_gflops(2.0);
+                let sgemm = gfpgan::nhwc::sgemm_gflops();
+                println!(
+                    "peak on {} threads: engine micro-kernel in cache {kernel:.1} GFLOP/s, gemm crate 2048^3 {sgemm:.1} \
+                     GFLOP/s; this pass executed {:.1} GFLOP/face of multiplications at {executed:.1} GFLOP/s \
+                     ({:.0}% of the micro-kernel's peak)",
+                    rayon::current_num_threads(),
+                    restorer.executed_flops_per_face() / 1e9,
+                    100.0 * executed / kernel
+                );
+            }
             if let Some(output) = output {
                 restored.write_npy(&output).map_err(|e| Error::format(&output, format!("cannot write: {e}")))?;
             }

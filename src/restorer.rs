@@ -79,6 +79,16 @@ impl Restorer {
         }
     }
 
+    /// Floating-point operations of the multiplications one face costs in the engine that
+    /// runs (the direct convolutions' count for candle; Winograd's reduced one for the NHWC
+    /// engine).
+    pub fn executed_flops_per_face(&self) -> f64 {
+        match &self.net {
+            Net::Candle(_) => self.config.flops_per_face(),
+            Net::Nhwc(net) => net.executed_flops_per_face(),
+        }
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

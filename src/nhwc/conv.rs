@@ -137,6 +137,8 @@ pub struct Conv {
     pub cin: usize,
     pub cout: usize,
     pub k: usize,
+    /// The output size it was built for.
+    side: usize,
     weights: Weights,
     pub bias: Option<Vec<f32>>,
 }
@@ -163,7 +165,17 @@ impl Conv {
         } else {
             Weights::Direct(packed)
         };
-        Ok(Self { cin, cout, k, weights, bias })
+        Ok(Self { cin, cout, k, side, weights, bias })
+    }
+
+    /// Floating-point operations of the multiplications it performs per image: Winograd
+    /// F(4x4, 3x3) does a quarter of the direct convolution's.
+    pub fn executed_flops(&self) -> f64 {
+        let direct = 2.0 * (self.cin * self.cout * self.k * self.k * self.side * self.side) as f64;
+        match self.weights {
+            Weights::Direct(_) => direct,
+            Weights::Winograd(_) => direct / 4.0,
+        }
     }
 
     /// Convolves `x` (zero padding of `k / 2`) and finishes each output pixel with `epi`.

@@ -7,8 +7,10 @@ mod act;
 mod conv;
 mod kernel;
 mod network;
+mod peak;
 mod pool;
 mod winograd;
 
 pub use act::Act;
 pub use network::{Network, Output};
+pub use peak::{kernel_peak_gflops, sgemm_gflops};

@@ -264,6 +264,21 @@ impl Network {
         })
     }
 
+    /// Floating-point operations of the multiplications one face costs in this engine
+    /// (Winograd's quarter on most 3x3 layers; the linear layers in full).
+    pub fn executed_flops_per_face(&self) -> f64 {
+        let blocks = self.conv_body_down.iter().chain(&self.conv_body_up);
+        let mut convs: Vec<&Conv> = blocks.flat_map(|b| [&b.conv1, &b.conv2, &b.skip]).collect();
+        convs.extend([&self.conv_body_first, &self.final_conv]);
+        convs.extend(self.condition_scale.iter().chain(&self.condition_shift).flatten());
+        let styled = self.style_convs.iter().map(|s| &s.modulated).chain(self.to_rgbs.iter().map(|t| &t.modulated));
+        let styled: Vec<&ModulatedConv> =
+            styled.chain([&self.style_conv1.modulated, &self.to_rgb1.modulated]).collect();
+        convs.extend(styled.iter().map(|m| &m.conv));
+        let linears = styled.iter().map(|m| &m.modulation).chain([&self.final_linear]);
+        convs.iter().map(|c| c.executed_flops()).sum::<f64>() + linears.map(|l| 2.0 * l.w_t.len() as f64).sum::<f64>()
+    }
+
     /// `x`: faces `(n, size, size, 3)`, RGB in [-1, 1]; `noises`: one `(1 or n, r, r)` map per
     /// decoder layer.
     pub fn forward(&self, x: &Act, noises: &[Vec<f32>]) -> Output {

@@ -4,8 +4,10 @@
                                           (perturbed) weights, DIR/gfpgan512_random.pth, and N
                                           random faces, DIR/faces.npy
   bench_torch.py time --weights W --input F --batch B --iters K [--threads T] [--output O]
-                                          times the official forward (stored noise, float32) on the
-                                          first B faces of F, like `gfpgan bench`
+                    [--device cpu|cuda] [--dtype f32|tf32|f16|bf16] [--compile]
+                                          times the official forward (stored noise) on the first B
+                                          faces of F (repeated when F has fewer), like `gfpgan
+                                          bench`; on CUDA, eager or torch.compile'd
 
 Run with the interpreter from tests/parity/setup.sh.
 """
@@ -44,25 +46,40 @@ def make(args):
     np.save(os.path.join(args.dir, "faces.npy"), faces.numpy())
 
 
+DTYPES = {"f32": torch.float32, "tf32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}
+
+
 @torch.no_grad()
 def bench(args):
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.dtype == "tf32"
     model = official_arch.load()(**official_arch.RELEASED).eval()
     state = torch.load(args.weights, map_location="cpu")
     model.load_state_dict(state.get("params_ema", state.get("params", state)))
-    faces = torch.from_numpy(np.load(args.input)[: args.batch])
-    out, _ = model(faces, return_rgb=False, randomize_noise=False)  # warm-up
+    model = model.to(device=device, dtype=DTYPES[args.dtype])
+    faces = torch.from_numpy(np.load(args.input))
+    faces = faces.repeat((args.batch + len(faces) - 1) // len(faces), 1, 1, 1)[: args.batch]
+    faces = faces.to(device=device, dtype=DTYPES[args.dtype])
+    run = torch.compile(model) if args.compile else model
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(3 if args.compile or device.type == "cuda" else 1):  # warm-up (and compilation)
+        out, _ = run(faces, return_rgb=False, randomize_noise=False)
+    sync()
     times = []
     for _ in range(args.iters):
         start = time.perf_counter()
-        out, _ = model(faces, return_rgb=False, randomize_noise=False)
+        out, _ = run(faces, return_rgb=False, randomize_noise=False)
+        sync()
         times.append(time.perf_counter() - start)
     times.sort()
     per_face = times[len(times) // 2] / args.batch
-    print(f"pytorch {torch.__version__} cpu threads {args.threads} batch {args.batch}: {per_face:.3f} s/face "
-          f"(median of {len(times)}; min {times[0]:.3f}, max {times[-1]:.3f} s/pass), {1 / per_face:.2f} faces/s")
+    mode = "compile" if args.compile else "eager"
+    print(f"pytorch {torch.__version__} {args.device} {mode} {args.dtype} threads {args.threads} batch {args.batch}: "
+          f"{per_face:.4f} s/face (median of {len(times)}; min {times[0]:.4f}, max {times[-1]:.4f} s/pass), "
+          f"{1 / per_face:.2f} faces/s")
     if args.output:
-        np.save(args.output, out.numpy())
+        np.save(args.output, out.float().cpu().numpy())
 
 
 def main():
@@ -78,6 +95,9 @@ def main():
     t.add_argument("--iters", type=int, default=3)
     t.add_argument("--threads", type=int, default=2)
     t.add_argument("--output")
+    t.add_argument("--device", default="cpu")
+    t.add_argument("--dtype", choices=sorted(DTYPES), default="f32")
+    t.add_argument("--compile", action="store_true")
     args = p.parse_args()
     make(args) if args.cmd == "make" else bench(args)
 
