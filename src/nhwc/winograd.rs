@@ -205,7 +205,7 @@ impl Winograd {
             SCRATCH.with_borrow_mut(|scratch| {
                 for tx0 in (0..tw).step_by(cols) {
                     let block = Block { b, ty0, rows, tx0, cols: cols.min(tw - tx0) };
-                    self.block(x, &block, scratch, dst, conv_bias, epi);
+                    self.block(&Layer { x, bias: conv_bias, epi }, &block, scratch, dst);
                 }
             });
         });
@@ -213,40 +213,25 @@ impl Winograd {
     }
 
     /// Computes one block of tiles into `dst`, the task's output rows.
-    fn block(&self, x: &Input, blk: &Block, s: &mut Scratch, dst: &mut [f32], bias: Option<&[f32]>, epi: &Epilogue) {
+    fn block(&self, layer: &Layer, blk: &Block, s: &mut Scratch, dst: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2_fma() {
             // SAFETY: the CPU has the features.
-            return unsafe { self.block_avx2(x, blk, s, dst, bias, epi) };
+            return unsafe { self.block_avx2(layer, blk, s, dst) };
         }
-        self.block_body(x, blk, s, dst, bias, epi)
+        self.block_body(layer, blk, s, dst)
     }
 
     /// `block_body` compiled for AVX2 (the transforms and the epilogue vectorise 8 wide).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn block_avx2(
-        &self,
-        x: &Input,
-        blk: &Block,
-        s: &mut Scratch,
-        dst: &mut [f32],
-        bias: Option<&[f32]>,
-        epi: &Epilogue,
-    ) {
-        self.block_body(x, blk, s, dst, bias, epi)
+    fn block_avx2(&self, layer: &Layer, blk: &Block, s: &mut Scratch, dst: &mut [f32]) {
+        self.block_body(layer, blk, s, dst)
     }
 
     #[inline(always)]
-    fn block_body(
-        &self,
-        x: &Input,
-        blk: &Block,
-        s: &mut Scratch,
-        dst: &mut [f32],
-        bias: Option<&[f32]>,
-        epi: &Epilogue,
-    ) {
+    fn block_body(&self, layer: &Layer, blk: &Block, s: &mut Scratch, dst: &mut [f32]) {
+        let Layer { x, bias, epi } = *layer;
         let (c, co, h, w) = (self.cin, self.cout, x.h(), x.w());
         let tiles = blk.rows * blk.cols;
         // The block's input: 4 rows + 2 per tile row, 4 pixels + 2 per tile column, starting one
@@ -309,6 +294,14 @@ impl Winograd {
             }
         }
     }
+}
+
+/// What every block of one convolution reads: its input, the convolution's own bias, the epilogue.
+#[derive(Clone, Copy)]
+struct Layer<'a> {
+    x: &'a Input<'a>,
+    bias: Option<&'a [f32]>,
+    epi: &'a Epilogue<'a>,
 }
 
 /// `rows x cols` tiles of image `b` from tile `(ty0, tx0)`.
