@@ -320,7 +320,8 @@ fn run(cli: Cli) -> Result<()> {
                 gflop / per_face
             );
             if peak {
-                let executed = restorer.executed_flops_per_face() / 1e9 / per_face;
+                let executed_gflop = restorer.executed_flops_per_face() / 1e9;
+                let executed = executed_gflop / per_face;
                 let kernel = gfpgan::nhwc::kernel_peak_gflops(2.0);
                 let sgemm = gfpgan::nhwc::sgemm_gflops();
                 println!(
@@ -328,7 +329,7 @@ fn run(cli: Cli) -> Result<()> {
                      GFLOP/s; this pass executed {:.1} GFLOP/face of multiplications at {executed:.1} GFLOP/s \
                      ({:.0}% of the micro-kernel's peak)",
                     rayon::current_num_threads(),
-                    restorer.executed_flops_per_face() / 1e9,
+                    executed_gflop,
                     100.0 * executed / kernel
                 );
             }
