@@ -23,7 +23,7 @@ pub fn open(spec: &str) -> Result<Device> {
 #[cfg(feature = "cuda")]
 fn open_cuda(ordinal: usize) -> Result<Device> {
     Device::new_cuda(ordinal).map_err(|e| {
-        let first = e.to_string().lines().next().unwrap_or_default().to_string();
+        let first = crate::error::first_line(&e);
         Error::Device(format!("cannot open CUDA device {ordinal} (no GPU, wrong index or driver too old?): {first}"))
     })
 }
@@ -33,17 +33,6 @@ fn open_cuda(ordinal: usize) -> Result<Device> {
     Err(Error::Device(format!(
         "cuda:{ordinal} requested but this build has no CUDA support; rebuild with `cargo build --release --features cuda`"
     )))
-}
-
-/// `f32`, `f16` or `bf16`.
-pub fn parse_dtype(s: &str) -> Result<candle_core::DType> {
-    use candle_core::DType;
-    match s.trim().to_ascii_lowercase().as_str() {
-        "f32" | "float32" => Ok(DType::F32),
-        "f16" | "float16" | "half" => Ok(DType::F16),
-        "bf16" | "bfloat16" => Ok(DType::BF16),
-        other => Err(Error::Input(format!("unknown dtype `{other}`: use f32, f16 or bf16"))),
-    }
 }
 
 #[cfg(test)]

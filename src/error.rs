@@ -1,7 +1,8 @@
 //! One error type for the library; every variant renders as a single line that names the problem,
-//! so the CLI (and later the GStreamer element) can print it as is.
+//! so the CLI and the GStreamer element can print it as is ([`Error::one_line`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -22,6 +23,17 @@ pub enum Error {
     Input(String),
     #[error("device: {0}")]
     Device(String),
+    /// A worker thread could not start, stopped, or panicked.
+    #[error("{thread} thread: {msg}")]
+    Worker { thread: &'static str, msg: String },
+    /// Restoring a video frame failed. `source` keeps the error's kind; the frames of one
+    /// failed batch share it.
+    #[error("frame {frame}: {source}")]
+    Frame {
+        frame: u64,
+        #[source]
+        source: Arc<Error>,
+    },
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -37,5 +49,55 @@ impl Error {
     }
     pub fn checkpoint(path: impl Into<PathBuf>, msg: impl Into<String>) -> Self {
         Error::Checkpoint { path: path.into(), msg: msg.into() }
+    }
+    pub fn worker(thread: &'static str, msg: impl Into<String>) -> Self {
+        Error::Worker { thread, msg: msg.into() }
+    }
+
+    /// The message on one line (candle's errors may carry a backtrace after the first line).
+    pub fn one_line(&self) -> String {
+        first_line(self)
+    }
+
+    /// The error behind `Frame` wrappers: what actually went wrong.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Frame { source, .. } => source.root(),
+            e => e,
+        }
+    }
+}
+
+/// The first line of any error's message (third-party errors included).
+pub fn first_line(e: &impl std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
+}
+
+/// The message of a caught panic (`&str` or `String` payloads; others say so).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked (no message)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_error_keeps_its_kind_and_reads_as_one_line() {
+        let inner = Arc::new(Error::Input("faces must be 64x64".into()));
+        let e = Error::Frame { frame: 7, source: inner };
+        assert_eq!(e.one_line(), "frame 7: bad input: faces must be 64x64");
+        assert!(matches!(e.root(), Error::Input(_)));
+    }
+
+    #[test]
+    fn only_the_first_line_is_kept() {
+        assert_eq!(first_line(&"cannot open\nbacktrace:\n  0: main"), "cannot open");
+        let p = std::panic::catch_unwind(|| panic!("worker {} broke", 3)).unwrap_err();
+        assert_eq!(panic_message(p.as_ref()), "worker 3 broke");
     }
 }

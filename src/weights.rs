@@ -9,7 +9,7 @@ use std::path::Path;
 use candle_core::pickle::{Object, Stack};
 use candle_core::{DType, Device, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, first_line};
 use crate::model::config::{Config, ShapeMap};
 
 /// Keys under which BasicSR-trained checkpoints store the state dict, in order of preference.
@@ -70,7 +70,7 @@ fn sniff(path: &Path) -> Result<Kind> {
 pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     match sniff(path)? {
         Kind::SafeTensors => candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| Error::format(path, format!("invalid safetensors file: {}", one_line(&e)))),
+            .map_err(|e| Error::format(path, format!("invalid safetensors file: {}", first_line(&e)))),
         Kind::TorchZip => read_torch_zip(path),
         Kind::TorchLegacy => Err(Error::format(
             path,
@@ -79,11 +79,6 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
              and load OUT.pth",
         )),
     }
-}
-
-/// candle errors may carry a backtrace on further lines; keep the first.
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 fn read_torch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
@@ -103,8 +98,8 @@ fn read_torch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
         let entry = zip.by_name(&pkl_name).map_err(|e| bad(e.to_string()))?;
         let mut reader = BufReader::new(entry);
         let mut stack = Stack::empty();
-        stack.read_loop(&mut reader).map_err(|e| bad(format!("unreadable pickle: {}", one_line(&e))))?;
-        stack.finalize().map_err(|e| bad(format!("unreadable pickle: {}", one_line(&e))))?
+        stack.read_loop(&mut reader).map_err(|e| bad(format!("unreadable pickle: {}", first_line(&e))))?;
+        stack.finalize().map_err(|e| bad(format!("unreadable pickle: {}", first_line(&e))))?
     };
     let entries = state_dict_entries(object).ok_or_else(|| bad("the pickle holds no dictionary of tensors".into()))?;
 
@@ -114,7 +109,7 @@ fn read_torch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
             Ok(Some(info)) => info,
             // Non-tensor entries (e.g. an iteration counter) are not part of the network.
             Ok(None) => continue,
-            Err(e) => return Err(bad(format!("unreadable tensor record: {}", one_line(&e)))),
+            Err(e) => return Err(bad(format!("unreadable tensor record: {}", first_line(&e)))),
         };
         let layout = &info.layout;
         if !layout.is_contiguous() {
@@ -228,6 +223,6 @@ impl Checkpoint {
     pub fn save_safetensors(&self, path: &Path, dtype: DType) -> Result<()> {
         let tensors = self.tensors_on(&Device::Cpu, dtype)?;
         candle_core::safetensors::save(&tensors, path)
-            .map_err(|e| Error::format(path, format!("cannot write: {}", one_line(&e))))
+            .map_err(|e| Error::format(path, format!("cannot write: {}", first_line(&e))))
     }
 }

@@ -139,10 +139,9 @@ fn init_random_writes_a_loadable_checkpoint() {
 fn degrade_writes_a_degraded_image_deterministically() {
     let dir = tempfile::tempdir().unwrap();
     // A small crop of rustface's group photo keeps the 41x41 blur quick in debug builds.
-    let photo = gfpgan::face::Rgb::open(&std::path::Path::new(env!("RUSTFACE_SRC_DIR")).join("test.png")).unwrap();
+    let photo = gfpgan::Rgb::open(&std::path::Path::new(env!("RUSTFACE_SRC_DIR")).join("test.png")).unwrap();
     let src = dir.path().join("src.png");
-    let face_area =
-        gfpgan::face::align::warp(&photo, &gfpgan::face::Similarity { a: 1.0, b: 0.0, tx: 200.0, ty: 20.0 }, 96);
+    let face_area = gfpgan::align::warp(&photo, &gfpgan::align::Similarity { a: 1.0, b: 0.0, tx: 200.0, ty: 20.0 }, 96);
     face_area.save(&src).unwrap();
     let (a, b) = (dir.path().join("a.png"), dir.path().join("b.png"));
     for out in [&a, &b] {

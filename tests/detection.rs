@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use gfpgan::face::{DetectorOptions, FaceDetector, Rgb};
+use gfpgan::Rgb;
+use gfpgan::analyze::{DetectorOptions, FaceDetector};
 
 const FACES_IN_PHOTO: usize = 29;
 
@@ -13,7 +14,7 @@ fn group_photo() -> Rgb {
 }
 
 /// Detections whose centres fall in distinct places (a face found twice counts once).
-fn distinct(dets: &[gfpgan::face::Detection]) -> usize {
+fn distinct(dets: &[gfpgan::analyze::Detection]) -> usize {
     let mut kept: Vec<[f32; 2]> = Vec::new();
     for d in dets {
         let c = d.center();

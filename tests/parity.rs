@@ -6,6 +6,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use common::{CONFIGS, checkpoint, io, max_abs, max_abs_diff};
 use gfpgan::model::Config;
+use gfpgan::restore::{FaceNoise, restore_tensor};
 use gfpgan::{Checkpoint, Engine, NoiseMode, Restorer};
 
 const ENGINES: [Engine; 2] = [Engine::Candle, Engine::Nhwc];
@@ -89,14 +90,38 @@ fn a_batch_equals_single_passes() {
     for engine in ENGINES {
         let restorer = load("a64", engine);
         let x = &io("a64")["input"];
-        for noise in [NoiseMode::Stored, NoiseMode::Random { seed: 3 }] {
-            let batched = restorer.restore(x, noise).unwrap();
-            for i in 0..x.dim(0).unwrap() {
-                let single = restorer.restore(&x.narrow(0, i, 1).unwrap(), NoiseMode::Stored).unwrap();
-                let err = max_abs_diff(&single, &batched.narrow(0, i, 1).unwrap());
-                if noise == NoiseMode::Stored {
-                    assert!(err <= 1e-5 * max_abs(&single), "{engine:?} face {i}: batch differs by {err}");
-                }
+        let n = x.dim(0).unwrap();
+        let face = |i: usize| x.narrow(0, i, 1).unwrap();
+        let check = |what: &str, i: usize, single: &Tensor, batched: &Tensor| {
+            let err = max_abs_diff(single, &batched.narrow(0, i, 1).unwrap());
+            assert!(err <= 1e-5 * max_abs(single), "{engine:?} {what}, face {i}: batch differs by {err}");
+        };
+        // The stored noise maps, shared by every face.
+        let batched = restorer.restore(x, NoiseMode::Stored).unwrap();
+        for i in 0..n {
+            check("stored noise", i, &restorer.restore(&face(i), NoiseMode::Stored).unwrap(), &batched);
+        }
+        // Seeded random noise, one seed per face (what video uses): each face gets its own
+        // noise whatever batch it is in.
+        let seeds: Vec<u64> = (0..n as u64).map(|i| 100 + i).collect();
+        let batched = restorer.restore_with_noises(x, &restorer.noises_for_seeds(&seeds).unwrap()).unwrap();
+        for (i, &seed) in seeds.iter().enumerate() {
+            let single = restorer.restore_with_noises(&face(i), &restorer.noises_for_seeds(&[seed]).unwrap()).unwrap();
+            check("per-face seeded noise", i, &single, &batched);
+            // The noise shows in the output, so this comparison could fail.
+            let stored = restorer.restore(&face(i), NoiseMode::Stored).unwrap();
+            assert!(max_abs_diff(&single, &stored) > 1e-3, "{engine:?} face {i}: seeded noise has no effect");
+        }
+        // The batching routine every front end uses gives the same, in passes of any size.
+        for batch_size in [1, 2, n] {
+            let routed = restore_tensor(&restorer, x, batch_size, FaceNoise::PerFace(&seeds)).unwrap();
+            for i in 0..n {
+                check(
+                    &format!("restore_tensor in passes of {batch_size}"),
+                    i,
+                    &routed.narrow(0, i, 1).unwrap(),
+                    &batched,
+                );
             }
         }
     }
@@ -113,7 +138,7 @@ fn both_engines_agree_with_random_noise() {
 
 #[test]
 fn stored_noise_is_deterministic_and_seeded_noise_is_reproducible() {
-    let restorer = Restorer::load(&checkpoint("c256"), &Device::Cpu, DType::F32).unwrap();
+    let restorer = Restorer::load(&checkpoint("c256"), &Device::Cpu, DType::F32, Engine::Auto).unwrap();
     assert_eq!(restorer.engine(), Engine::Nhwc);
     let x = &io("c256")["input"];
     let run = |noise| restorer.restore(x, noise).unwrap();

@@ -6,8 +6,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gfpgan::face::pipeline::{PhotoPipeline, PipelineOptions};
-use gfpgan::face::{Rgb, template};
+use gfpgan::Rgb;
+use gfpgan::align::template;
+use gfpgan::analyze::{AnalyzerOptions, FaceAnalyzer};
 
 fn demo(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/demo").join(name);
@@ -22,8 +23,8 @@ fn face_models() -> PathBuf {
 #[test]
 fn landmarks_give_five_points_that_align_onto_the_template() {
     let frame = Rgb::open(&demo("sample3.jpg")).unwrap();
-    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
-    let faces = pipeline.analyze(&frame).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let faces = analyzer.analyze(&frame).unwrap();
     assert!(!faces.is_empty());
     for f in &faces {
         let d = f.detection;
@@ -39,7 +40,7 @@ fn landmarks_give_five_points_that_align_onto_the_template() {
         // After alignment the five points sit within a few pixels of the template (512 scale).
         // After alignment the five points sit close to the template: a least-squares fit of a
         // real face (turned a little) leaves residuals of a few percent of the 512 crop.
-        let face = gfpgan::face::align(&frame, &f.five, 512).unwrap();
+        let face = gfpgan::align::align(&frame, &f.five, 512).unwrap();
         let residuals: Vec<f32> = f
             .five
             .iter()
@@ -65,8 +66,8 @@ fn landmarks_follow_the_image_when_it_is_mirrored() {
             mirrored.data[d..d + 3].copy_from_slice(&frame.data[s..s + 3]);
         }
     }
-    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
-    let (a, b) = (pipeline.analyze(&frame).unwrap(), pipeline.analyze(&mirrored).unwrap());
+    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let (a, b) = (analyzer.analyze(&frame).unwrap(), analyzer.analyze(&mirrored).unwrap());
     // The nose tip of the largest face moves to the mirrored position (within a few pixels).
     let nose = a[0].five[2];
     let expected = [frame.w as f32 - 1.0 - nose[0], nose[1]];
@@ -116,12 +117,12 @@ fn cli_restores_a_folder_and_reports_bad_files() {
 fn detection_recall_on_the_demo_photos() {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/face_counts.txt")).unwrap();
-    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
     let (mut total, mut found) = (0, 0);
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let mut parts = line.split_whitespace();
         let (name, count): (&str, usize) = (parts.next().unwrap(), parts.next().unwrap().parse().unwrap());
-        let n = pipeline.analyze(&Rgb::open(&demo(name)).unwrap()).unwrap().len();
+        let n = analyzer.analyze(&Rgb::open(&demo(name)).unwrap()).unwrap().len();
         assert!(n <= count, "{name}: {n} detections for {count} faces");
         eprintln!("{name}: {n} of {count}");
         total += count;
@@ -132,8 +133,8 @@ fn detection_recall_on_the_demo_photos() {
 }
 
 /// Nose tips of the faces found in `frame`.
-fn noses(pipeline: &mut PhotoPipeline, frame: &Rgb) -> Vec<[f32; 2]> {
-    pipeline.analyze(frame).unwrap().iter().map(|f| f.five[2]).collect()
+fn noses(analyzer: &mut FaceAnalyzer, frame: &Rgb) -> Vec<[f32; 2]> {
+    analyzer.analyze(frame).unwrap().iter().map(|f| f.five[2]).collect()
 }
 
 fn nearest(points: &[[f32; 2]], p: [f32; 2]) -> f32 {
@@ -143,19 +144,19 @@ fn nearest(points: &[[f32; 2]], p: [f32; 2]) -> f32 {
 #[test]
 fn landmarks_follow_shifts_and_scaling() {
     let frame = Rgb::open(&demo("sample4.jpg")).unwrap();
-    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
-    let base = noses(&mut pipeline, &frame);
-    let width = pipeline.analyze(&frame).unwrap()[0].detection.w;
+    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let base = noses(&mut analyzer, &frame);
+    let width = analyzer.analyze(&frame).unwrap()[0].detection.w;
     // Shift by (37, 23) px: sample the frame at p - shift.
-    let shift = gfpgan::face::Similarity { a: 1.0, b: 0.0, tx: -37.0, ty: -23.0 };
-    let shifted = gfpgan::face::align::warp(&frame, &shift, frame.w.max(frame.h));
-    for n in noses(&mut pipeline, &shifted) {
+    let shift = gfpgan::align::Similarity { a: 1.0, b: 0.0, tx: -37.0, ty: -23.0 };
+    let shifted = gfpgan::align::warp(&frame, &shift, frame.w.max(frame.h));
+    for n in noses(&mut analyzer, &shifted) {
         assert!(nearest(&base, [n[0] - 37.0, n[1] - 23.0]) < 0.05 * width, "shifted nose {n:?}");
     }
     // Scale by 0.75.
-    let scale = gfpgan::face::Similarity { a: 1.0 / 0.75, b: 0.0, tx: 0.0, ty: 0.0 };
-    let small = gfpgan::face::align::warp(&frame, &scale, (frame.w as f32 * 0.75) as usize);
-    let found = noses(&mut pipeline, &small);
+    let scale = gfpgan::align::Similarity { a: 1.0 / 0.75, b: 0.0, tx: 0.0, ty: 0.0 };
+    let small = gfpgan::align::warp(&frame, &scale, (frame.w as f32 * 0.75) as usize);
+    let found = noses(&mut analyzer, &small);
     assert!(!found.is_empty());
     for n in found {
         assert!(nearest(&base, [n[0] / 0.75, n[1] / 0.75]) < 0.05 * width, "scaled nose {n:?}");
@@ -234,14 +235,14 @@ fn aligned_inputs_are_restored_whole() {
 #[test]
 fn an_identity_restorer_leaves_real_photos_bit_identical() {
     let frame = Rgb::open(&demo("sample5.jpg")).unwrap();
-    let mut pipeline = PhotoPipeline::new(&face_models(), PipelineOptions::default()).unwrap();
-    let faces = pipeline.analyze(&frame).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let faces = analyzer.analyze(&frame).unwrap();
     assert_eq!(faces.len(), 5);
     let mut out = frame.clone();
     for f in &faces {
-        let aligned = gfpgan::face::align(&frame, &f.five, 512).unwrap();
+        let aligned = gfpgan::align::align(&frame, &f.five, 512).unwrap();
         let identity = aligned.crop.clone();
-        gfpgan::face::paste(&mut out, &aligned, &identity, gfpgan::face::PasteOptions::default());
+        gfpgan::blend::paste(&mut out, &aligned, &identity, gfpgan::blend::PasteOptions::default());
     }
     assert_eq!(out, frame);
 }

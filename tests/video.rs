@@ -7,11 +7,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gfpgan::face::PasteOptions;
-use gfpgan::face::image::Rgb;
-use gfpgan::video::clip::{Clip, ClipSpec, flicker};
-use gfpgan::video::{FrameJob, FrameResult, StreamRestorer, Tuning};
-use gfpgan::{Checkpoint, Restorer};
+use gfpgan::blend::PasteOptions;
+use gfpgan::frame::Rgb;
+use gfpgan::pipeline::{FrameJob, FrameResult, StreamRestorer, Tuning};
+use gfpgan::synth::{Clip, ClipSpec, flicker};
+use gfpgan::{Engine, Restorer};
 
 fn demo_photos() -> Vec<PathBuf> {
     (1..=6)
@@ -34,12 +34,8 @@ fn clip(faces: usize, frames: usize, motion: f32) -> Clip {
 
 fn restorer() -> Arc<Restorer> {
     Arc::new(
-        Restorer::from_checkpoint(
-            &Checkpoint::load(&common::fixture("a64.pth")).unwrap(),
-            &candle_core::Device::Cpu,
-            candle_core::DType::F32,
-        )
-        .unwrap(),
+        Restorer::load(&common::fixture("a64.pth"), &candle_core::Device::Cpu, candle_core::DType::F32, Engine::Auto)
+            .unwrap(),
     )
 }
 
@@ -65,7 +61,7 @@ fn every_frame_gets_one_result_in_order_with_stable_track_ids() {
         assert!(r.faces.iter().all(|f| f.restored.is_some() && f.aligned.is_some()));
     }
     // Each track stays on its face: the two faces sit in the left and right halves.
-    let side = |f: &gfpgan::video::FaceResult| f.face.detection.center()[0] < 240.0;
+    let side = |f: &gfpgan::pipeline::FaceResult| f.face.detection.center()[0] < 240.0;
     let first: Vec<(u64, bool)> = results[0].faces.iter().map(|f| (f.track_id, side(f))).collect();
     for r in &results {
         for f in &r.faces {
@@ -120,6 +116,6 @@ fn unprocessed_clips_do_not_flicker_and_hold_the_faces_asked_for() {
     let frames: Vec<Rgb> = (0..5).map(|i| clip.frame(i)).collect();
     assert_eq!(flicker(&clip, &frames), 0.0, "undoing the shake makes the still clip still");
     assert!(frames.windows(2).any(|w| w[0] != w[1]), "the camera shakes");
-    let mut detector = gfpgan::face::FaceDetector::new(Default::default()).unwrap();
+    let mut detector = gfpgan::analyze::FaceDetector::new(Default::default()).unwrap();
     assert_eq!(detector.detect(&frames[0]).len(), 3);
 }

@@ -26,8 +26,6 @@ use crate::error::{Error, Result};
 
 /// Input side of the landmark and expression nets.
 pub const LANDMARK_INPUT_SIZE: usize = feature_extractor::INPUT_SIZE;
-/// Input side of the recognition net.
-pub const RECOGNITION_INPUT_SIZE: usize = recognition::INPUT_SIZE;
 
 /// Stacks same-sized RGB images into an `(n, h, w, 3)` f32 tensor with values 0..255, the
 /// input layout of every net here.

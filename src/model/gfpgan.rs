@@ -126,7 +126,7 @@ impl GfpGanV1Clean {
     }
 
     /// Runs the network on `x`: `(b, 3, out_size, out_size)` RGB in [-1, 1], with one noise map
-    /// per decoder layer (see [`crate::noise`]).
+    /// per decoder layer (drawn by the caller: `restore::noise`).
     pub fn forward_detailed(&self, x: &Tensor, noises: &[Tensor]) -> Result<Forward> {
         let mut feat = lrelu(&self.conv_body_first.forward(x)?)?;
         let mut unet_skips = Vec::with_capacity(self.conv_body_down.len());

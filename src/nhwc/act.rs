@@ -9,21 +9,21 @@ use super::pool::Buf;
 /// A batch of feature maps, `(n, h, w, c)` row-major.
 #[derive(Debug, Clone)]
 pub struct Act {
-    pub n: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c: usize,
-    pub data: Buf,
+    pub(super) n: usize,
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) c: usize,
+    pub(super) data: Buf,
 }
 
 impl Act {
     /// An activation every value of which the caller writes.
-    pub fn for_overwrite(n: usize, h: usize, w: usize, c: usize) -> Self {
+    pub(super) fn for_overwrite(n: usize, h: usize, w: usize, c: usize) -> Self {
         Self { n, h, w, c, data: Buf::for_overwrite(n * h * w * c) }
     }
 
     /// `n` copies of a single image.
-    pub fn repeat(&self, n: usize) -> Self {
+    pub(super) fn repeat(&self, n: usize) -> Self {
         let mut out = Self::for_overwrite(n * self.n, self.h, self.w, self.c);
         out.data.chunks_exact_mut(self.data.len()).for_each(|d| d.copy_from_slice(&self.data));
         out
@@ -43,7 +43,7 @@ impl Act {
             .contiguous()
     }
 
-    pub fn add_assign(&mut self, other: &Act) {
+    pub(super) fn add_assign(&mut self, other: &Act) {
         debug_assert_eq!(self.data.len(), other.data.len());
         self.data.par_iter_mut().zip(other.data.par_iter()).for_each(|(a, b)| *a += b);
     }

@@ -12,8 +12,8 @@ use candle_core::{Result, Tensor};
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
-use super::act::{Act, Input, Padded, Resample, lrelu};
-use super::kernel::has_avx2_fma;
+use super::act::{Act, Input, Padded, Resample};
+use super::epilogue::Epilogue;
 use super::pool::Buf;
 use super::winograd::Winograd;
 
@@ -83,64 +83,15 @@ pub fn linear(x: &[f32], rows: usize, w_t: &[f32], bias: Option<&[f32]>, n: usiz
     out
 }
 
-/// Per-pixel work done on each output pixel as it is written.
-#[derive(Default)]
-pub struct Epilogue<'a> {
-    /// Multiplier per (image, output channel): the demodulation factors.
-    pub scale: Option<&'a [f32]>,
-    /// Noise map `(1 or n, h, w)` and its strength.
-    pub noise: Option<(&'a [f32], f32)>,
-    /// Per output channel, added after scale and noise.
-    pub bias: Option<&'a [f32]>,
-    pub lrelu: bool,
-    /// Added last (after the activation): a residual branch.
-    pub residual: Option<&'a Act>,
-}
-
-impl Epilogue<'_> {
-    /// Finishes output pixel `(b, y, x)` of an `h x w` map in place: `px` holds the raw products
-    /// of its channels and receives the result.
-    #[inline(always)]
-    pub fn apply(
-        &self,
-        conv_bias: Option<&[f32]>,
-        (b, y, x): (usize, usize, usize),
-        (h, w): (usize, usize),
-        px: &mut [f32],
-    ) {
-        let co = px.len();
-        let nz = self.noise.map_or(0.0, |(map, strength)| {
-            let per_image = map.len() / (h * w);
-            strength * map[((b % per_image) * h + y) * w + x]
-        });
-        // One simple pass per term, so that each vectorises.
-        match self.scale.map(|s| &s[b * co..(b + 1) * co]) {
-            Some(sc) => px.iter_mut().zip(sc).for_each(|(d, k)| *d = *d * k + nz),
-            None if self.noise.is_some() => px.iter_mut().for_each(|d| *d += nz),
-            None => {}
-        }
-        for bias in [conv_bias, self.bias].into_iter().flatten() {
-            px.iter_mut().zip(bias).for_each(|(d, b)| *d += b);
-        }
-        if self.lrelu {
-            px.iter_mut().for_each(|d| *d = lrelu(*d));
-        }
-        if let Some(r) = self.residual {
-            let r = &r.data[((b * h + y) * w + x) * co..][..co];
-            px.iter_mut().zip(r).for_each(|(d, r)| *d += r);
-        }
-    }
-}
-
 /// A convolution with stride 1 and "same" padding, kernel 1 or 3.
 pub struct Conv {
     pub cin: usize,
     pub cout: usize,
-    pub k: usize,
+    k: usize,
     /// The output size it was built for.
     side: usize,
     weights: Weights,
-    pub bias: Option<Vec<f32>>,
+    bias: Option<Vec<f32>>,
 }
 
 /// The one form of the weights a convolution uses, decided at load by its output size.
@@ -191,7 +142,7 @@ impl Conv {
             let mut out = Act::for_overwrite(n, h, w, self.cout);
             // SAFETY: the input holds n * h * w rows of cin floats.
             unsafe { self.product(packed, &mut out.data, n * h * w, x.src.data.as_ptr(), w) };
-            self.finish_in_place(&mut out, epi);
+            epi.finish(&mut out, self.bias.as_deref());
             return out;
         }
         let x = Padded::fill(x, self.k / 2);
@@ -210,7 +161,7 @@ impl Conv {
             let (b, y) = (row / h, row % h);
             dst.copy_from_slice(&q[(b * rows_per_image + y * pitch) * co..][..w * co]);
         });
-        self.finish_in_place(&mut out, epi);
+        epi.finish(&mut out, self.bias.as_deref());
         out
     }
 
@@ -227,41 +178,6 @@ impl Conv {
             unsafe { matmul(q, kh > 0, m, self.cout, kk, x.add(kh * pitch * c), c, rhs, parallelism()) };
         }
     }
-
-    fn finish_in_place(&self, out: &mut Act, epi: &Epilogue) {
-        let (h, w, co) = (out.h, out.w, out.c);
-        let conv_bias = self.bias.as_deref();
-        out.data.par_chunks_mut(w * co).enumerate().for_each(|(row, dst)| {
-            let (b, y) = (row / h, row % h);
-            #[cfg(target_arch = "x86_64")]
-            if has_avx2_fma() {
-                // SAFETY: the CPU has the features.
-                return unsafe { finish_row_avx2(epi, conv_bias, (b, y), (h, w), dst) };
-            }
-            finish_row(epi, conv_bias, (b, y), (h, w), dst);
-        });
-    }
-}
-
-/// The epilogue over output row `y` of image `b`.
-#[inline(always)]
-fn finish_row(
-    epi: &Epilogue,
-    conv_bias: Option<&[f32]>,
-    (b, y): (usize, usize),
-    (h, w): (usize, usize),
-    row: &mut [f32],
-) {
-    let co = row.len() / w;
-    for (x, px) in row.chunks_exact_mut(co).enumerate() {
-        epi.apply(conv_bias, (b, y, x), (h, w), px);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn finish_row_avx2(epi: &Epilogue, bias: Option<&[f32]>, by: (usize, usize), hw: (usize, usize), row: &mut [f32]) {
-    finish_row(epi, bias, by, hw, row)
 }
 
 #[cfg(test)]

@@ -18,21 +18,12 @@
 //! Padded columns of the left-hand matrix must be zero (they meet zero rows of the right-hand
 //! one); padded rows may hold anything, their products are computed and dropped.
 
+use super::cpu;
+
 /// Rows and columns of the block the micro-kernel computes, and the inner dimension's chunk.
 const MR: usize = 6;
 const NR: usize = 16;
 pub const KC: usize = 8;
-
-/// Whether this CPU has AVX2 and FMA (the vectorised paths).
-pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma"))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
 
 /// `k` rounded up to whole chunks.
 pub fn padded_k(k: usize) -> usize {
@@ -80,8 +71,10 @@ impl PackedB {
 pub fn matmul_packed(dst: &mut [f32], ldc: usize, m: usize, a: &[f32], b: &PackedB) {
     let n = b.n;
     assert!(m > 0 && ldc >= n && a.len() >= padded_rows(m) * b.kp && dst.len() >= (m - 1) * ldc + n);
+    // Not declared through `cpu::avx2_fma!`: the AVX2 path is its own code (intrinsics, whole
+    // blocks kept in registers), not the portable loop compiled for wider instructions.
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if cpu::has_avx2_fma() {
         // SAFETY: the CPU has the features; the sizes were checked above.
         unsafe { avx2::matmul(dst, ldc, m, a, b) };
         return;

@@ -2,9 +2,15 @@
 //! weights packed once at load (no im2col buffers), and bias, demodulation, noise, activation and
 //! residual fused into one pass after each convolution. It mirrors `crate::model` module for
 //! module and is checked against the same parity fixtures.
+//!
+//! Each module uses only those listed before it: `pool` and `cpu` (buffers, CPU features), `act`
+//! (activations and resampling), `kernel` (the packed matrix product), `epilogue`, `winograd`,
+//! `conv`, `network`; `peak` measures `kernel`.
 
 mod act;
 mod conv;
+mod cpu;
+mod epilogue;
 mod kernel;
 mod network;
 mod peak;

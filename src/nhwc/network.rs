@@ -5,7 +5,8 @@ use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::act::{Act, Input, Resample, resample};
-use super::conv::{Conv, Epilogue, linear};
+use super::conv::{Conv, linear};
+use super::epilogue::Epilogue;
 use super::pool;
 use crate::model::Config;
 

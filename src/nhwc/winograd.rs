@@ -14,8 +14,9 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use super::act::{Act, Input};
-use super::conv::Epilogue;
-use super::kernel::{KC, PackedB, a_offset, has_avx2_fma, matmul_packed, padded_k, padded_rows};
+use super::cpu;
+use super::epilogue::Epilogue;
+use super::kernel::{KC, PackedB, a_offset, matmul_packed, padded_k, padded_rows};
 
 const G: [[f32; 3]; 6] = [
     [0.25, 0.0, 0.0],
@@ -205,34 +206,20 @@ impl Winograd {
             SCRATCH.with_borrow_mut(|scratch| {
                 for tx0 in (0..tw).step_by(cols) {
                     let block = Block { b, ty0, rows, tx0, cols: cols.min(tw - tx0) };
-                    self.block(&Layer { x, bias: conv_bias, epi }, &block, scratch, dst);
+                    block_tiles(&Layer { wino: self, x, bias: conv_bias, epi }, &block, scratch, dst);
                 }
             });
         });
         out
     }
+}
 
-    /// Computes one block of tiles into `dst`, the task's output rows.
-    fn block(&self, layer: &Layer, blk: &Block, s: &mut Scratch, dst: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if has_avx2_fma() {
-            // SAFETY: the CPU has the features.
-            return unsafe { self.block_avx2(layer, blk, s, dst) };
-        }
-        self.block_body(layer, blk, s, dst)
-    }
-
-    /// `block_body` compiled for AVX2 (the transforms and the epilogue vectorise 8 wide).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn block_avx2(&self, layer: &Layer, blk: &Block, s: &mut Scratch, dst: &mut [f32]) {
-        self.block_body(layer, blk, s, dst)
-    }
-
-    #[inline(always)]
-    fn block_body(&self, layer: &Layer, blk: &Block, s: &mut Scratch, dst: &mut [f32]) {
-        let Layer { x, bias, epi } = *layer;
-        let (c, co, h, w) = (self.cin, self.cout, x.h(), x.w());
+cpu::avx2_fma! {
+    /// Computes one block of tiles into `dst`, the task's output rows (the AVX2 copy vectorises
+    /// the transforms and the epilogue 8 wide).
+    fn block_tiles(layer: &Layer, blk: &Block, s: &mut Scratch, dst: &mut [f32]) {
+        let Layer { wino, x, bias, epi } = *layer;
+        let (c, co, h, w) = (wino.cin, wino.cout, x.h(), x.w());
         let tiles = blk.rows * blk.cols;
         // The block's input: 4 rows + 2 per tile row, 4 pixels + 2 per tile column, starting one
         // pixel above and left of its first output pixel (zero padding included).
@@ -266,7 +253,7 @@ impl Winograd {
             }
         }
         let m = prefix(&mut s.m, 36 * tiles * co);
-        for (xi, u) in self.u.iter().enumerate() {
+        for (xi, u) in wino.u.iter().enumerate() {
             matmul_packed(&mut m[xi * tiles * co..][..tiles * co], co, tiles, &v[xi * plane..][..plane], u);
         }
         let out_pitch = w * co;
@@ -296,9 +283,11 @@ impl Winograd {
     }
 }
 
-/// What every block of one convolution reads: its input, the convolution's own bias, the epilogue.
+/// What every block of one convolution reads: its weights, its input, the convolution's own
+/// bias, the epilogue.
 #[derive(Clone, Copy)]
 struct Layer<'a> {
+    wino: &'a Winograd,
     x: &'a Input<'a>,
     bias: Option<&'a [f32]>,
     epi: &'a Epilogue<'a>,

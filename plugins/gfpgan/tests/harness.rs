@@ -1,10 +1,13 @@
 //! The element in a gstreamer-check Harness: frames in equal frames out, in order, with their
-//! timestamps and flags; face-free frames untouched; EOS drains; flushes drop work; caps may
-//! change; odd caps and bad weights are refused with clear errors; no threads outlive it.
+//! timestamps and flags; face-free frames untouched; EOS drains; flushes drop work and wake a
+//! push waiting for a result; caps may change; odd caps and bad weights are refused with clear
+//! errors; no threads outlive it. Also the properties: defaults (the library's where they map)
+//! and the log of every change.
 
 mod common;
 
 use common::*;
+use gst::prelude::GstValueExt;
 use gst::prelude::*;
 use gst_check::Harness;
 use gst_video::VideoFormat;
@@ -31,6 +34,10 @@ fn stamp(mut b: gst::Buffer, i: u64) -> gst::Buffer {
     b
 }
 
+/// Held for reading by every test whose element starts worker threads, and for writing by the
+/// test that counts them.
+static THREADS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
 /// Pushes EOS and pulls every buffer that comes out before it.
 fn finish(h: &mut Harness) -> Vec<gst::Buffer> {
     assert!(h.push_event(gst::event::Eos::new()));
@@ -43,6 +50,7 @@ fn finish(h: &mut Harness) -> Vec<gst::Buffer> {
 
 #[test]
 fn every_frame_leaves_in_order_with_timestamps_flags_and_face_metadata() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let clip = clip(480, 270, 2, 12);
     let mut h = harness(&[], VideoFormat::Rgbx, 480, 270);
     let inputs: Vec<gst::Buffer> =
@@ -79,9 +87,10 @@ fn every_frame_leaves_in_order_with_timestamps_flags_and_face_metadata() {
 
 #[test]
 fn frames_without_faces_leave_bit_identical_in_every_format_and_odd_sizes() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     // A smooth gradient: no face, rows padded (odd width), alpha and padding bytes set.
     let (w, h) = (161, 97);
-    let mut img = gfpgan::face::Rgb::new(w, h);
+    let mut img = gfpgan::Rgb::new(w, h);
     for (i, p) in img.data.chunks_exact_mut(3).enumerate() {
         let (x, y) = ((i % w) as f32, (i / w) as f32);
         p.copy_from_slice(&[x, y * 2.0, (x + y) / 2.0]);
@@ -104,6 +113,7 @@ fn frames_without_faces_leave_bit_identical_in_every_format_and_odd_sizes() {
 
 #[test]
 fn blend_zero_tracks_faces_but_changes_no_pixel() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let clip = clip(320, 240, 1, 4);
     let mut h = harness(&[("blend", 0.0f32.to_value())], VideoFormat::Bgrx, 320, 240);
     let inputs: Vec<gst::Buffer> = (0..4).map(|i| stamp(buffer(&clip.frame(i), VideoFormat::Bgrx), i as u64)).collect();
@@ -120,6 +130,7 @@ fn blend_zero_tracks_faces_but_changes_no_pixel() {
 
 #[test]
 fn expressions_and_messages_are_reported_when_asked_for() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let clip = clip(320, 240, 1, 2);
     let props = [("expression", true.to_value()), ("post-messages", true.to_value())];
     let mut h = harness(&props, VideoFormat::Rgbx, 320, 240);
@@ -150,6 +161,7 @@ fn expressions_and_messages_are_reported_when_asked_for() {
 
 #[test]
 fn eos_drains_every_held_frame_then_forwards_eos() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let clip = clip(320, 240, 1, 3);
     let mut h = harness(&[("batch-size", 8u32.to_value())], VideoFormat::Rgb, 320, 240);
     for i in 0..3 {
@@ -170,6 +182,7 @@ fn eos_drains_every_held_frame_then_forwards_eos() {
 
 #[test]
 fn a_flush_drops_queued_work_and_the_stream_goes_on() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let clip = clip(320, 240, 1, 10);
     let mut h = harness(&[("batch-size", 8u32.to_value())], VideoFormat::Rgbx, 320, 240);
     let mut before = 0;
@@ -194,6 +207,7 @@ fn a_flush_drops_queued_work_and_the_stream_goes_on() {
 
 #[test]
 fn caps_may_change_size_and_format_mid_stream() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let (big, small) = (clip(320, 240, 1, 3), clip(256, 192, 1, 3));
     let mut h = harness(&[], VideoFormat::Rgbx, 320, 240);
     for i in 0..3 {
@@ -214,6 +228,7 @@ fn caps_may_change_size_and_format_mid_stream() {
 
 #[test]
 fn latency_query_adds_the_frames_held() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let mut h = harness(&[("batch-size", 3u32.to_value())], VideoFormat::Rgbx, 320, 240);
     let clip = clip(320, 240, 1, 1);
     h.push(stamp(buffer(&clip.frame(0), VideoFormat::Rgbx), 0)).unwrap();
@@ -224,6 +239,7 @@ fn latency_query_adds_the_frames_held() {
 
 #[test]
 fn live_passthrough_lets_late_frames_go_unrestored_but_never_drops_one() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let clip = clip(640, 480, 2, 12);
     let props = [
         ("batch-size", 1u32.to_value()),
@@ -251,6 +267,7 @@ fn live_passthrough_lets_late_frames_go_unrestored_but_never_drops_one() {
 
 #[test]
 fn odd_caps_are_refused() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     init();
     let mut h = Harness::with_element(&element(&[]), Some("sink"), Some("src"));
     h.set_src_caps(caps(VideoFormat::I420, 64, 64));
@@ -279,6 +296,7 @@ fn start_error(props: &[(&str, gst::glib::Value)]) -> String {
 
 #[test]
 fn missing_or_corrupt_weights_and_missing_face_models_are_named() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     let missing = start_error(&[("weights", "/no/such/GFPGANv1.4.pth".to_value())]);
     assert!(missing.contains("/no/such/GFPGANv1.4.pth"), "{missing}");
     let dir = tempfile::tempdir().unwrap();
@@ -294,6 +312,8 @@ fn missing_or_corrupt_weights_and_missing_face_models_are_named() {
 
 #[test]
 fn twenty_null_playing_null_cycles_leave_no_threads() {
+    // Alone: the count would see the worker threads of elements in other tests.
+    let _threads = THREADS.write().unwrap_or_else(|e| e.into_inner());
     init();
     let pipeline = gst::parse::launch(&format!(
         "videotestsrc num-buffers=4 ! video/x-raw,format=RGBx,width=160,height=120 ! facerestore weights={} face-models={} ! fakesink",
@@ -318,6 +338,7 @@ fn twenty_null_playing_null_cycles_leave_no_threads() {
 
 #[test]
 fn model_properties_are_fixed_while_playing_and_knobs_are_not() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     init();
     let e = element(&[]);
     let pipeline = gst::Pipeline::new();
@@ -334,4 +355,158 @@ fn model_properties_are_fixed_while_playing_and_knobs_are_not() {
     pipeline.set_state(gst::State::Null).unwrap();
     e.set_property("weights", "/other.pth");
     assert_eq!(e.property::<Option<String>>("weights").as_deref(), Some("/other.pth"));
+}
+
+#[test]
+fn every_default_is_the_fresh_value_and_the_library_default() {
+    init();
+    let e = gst::ElementFactory::make("facerestore").build().unwrap();
+    let ours: Vec<gst::glib::ParamSpec> =
+        e.list_properties().iter().filter(|p| p.owner_type() == e.type_()).cloned().collect();
+    assert_eq!(ours.len(), 13, "the element's own properties");
+    for pspec in &ours {
+        let (default, value) = (pspec.default_value(), e.property_value(pspec.name()));
+        assert!(
+            GstValueExt::eq(default, &value),
+            "{}: ParamSpec default {default:?}, fresh value {value:?}",
+            pspec.name()
+        );
+    }
+    // The stream's knobs: the library's defaults are the element's.
+    let t = gfpgan::pipeline::Tuning::DEFAULT;
+    assert_eq!(gfpgan::pipeline::Tuning::default(), t);
+    let library = [
+        ("batch-size", (t.batch_size as u32).to_value()),
+        ("detection-interval", t.detection_interval.to_value()),
+        ("min-face-size", t.min_face_size.to_value()),
+        ("max-faces", (t.max_faces as u32).to_value()),
+        ("temporal-smoothing", t.temporal_smoothing.to_value()),
+        ("expression", t.expression.to_value()),
+    ];
+    for (name, expected) in library {
+        let default = e.find_property(name).unwrap().default_value().clone();
+        assert!(GstValueExt::eq(&default, &expected), "{name}: element default {default:?}, library {expected:?}");
+    }
+}
+
+#[test]
+fn every_property_change_is_logged() {
+    init();
+    let e = gst::ElementFactory::make("facerestore").build().unwrap();
+    let ptr = e.upcast_ref::<gst::glib::Object>().as_ptr() as usize;
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = logged.clone();
+    gst::log::set_active(true);
+    gst::log::set_threshold_for_name("facerestore", gst::DebugLevel::Info);
+    let f = gst::log::add_log_function(move |cat, level, _, _, _, obj, msg| {
+        if cat.name() == "facerestore"
+            && level == gst::DebugLevel::Info
+            && obj.is_some_and(|o| o.as_ptr() as usize == ptr)
+        {
+            sink.lock().unwrap().push(msg.get().map(|m| m.to_string()).unwrap_or_default());
+        }
+    });
+    let changes = [
+        ("weights", "/a.pth".to_value(), "Changing weights from none to /a.pth"),
+        ("face-models", "/models".to_value(), "Changing face-models from none to /models"),
+        ("device", "cuda:1".to_value(), "Changing device from cpu to cuda:1"),
+        ("engine", gstgfpgan::EngineChoice::Nhwc.to_value(), "Changing engine from Auto to Nhwc"),
+        ("batch-size", 8u32.to_value(), "Changing batch-size from 4 to 8"),
+        ("detection-interval", 2u32.to_value(), "Changing detection-interval from 5 to 2"),
+        ("min-face-size", 20f32.to_value(), "Changing min-face-size from 40 to 20"),
+        ("max-faces", 3u32.to_value(), "Changing max-faces from 16 to 3"),
+        ("blend", 0.25f32.to_value(), "Changing blend from 1 to 0.25"),
+        ("temporal-smoothing", 0.75f32.to_value(), "Changing temporal-smoothing from 0.5 to 0.75"),
+        ("expression", true.to_value(), "Changing expression from false to true"),
+        (
+            "live-policy",
+            gstgfpgan::LivePolicy::Passthrough.to_value(),
+            "Changing live-policy from Block to Passthrough",
+        ),
+        ("post-messages", true.to_value(), "Changing post-messages from false to true"),
+    ];
+    for (name, value, _) in &changes {
+        e.set_property_from_value(name, value);
+    }
+    gst::log::remove_log_function(f);
+    // Back to the default log level (the default log function prints what passes it).
+    gst::log::unset_threshold_for_name("facerestore");
+    let logged = logged.lock().unwrap().clone();
+    for (name, _, line) in &changes {
+        assert!(logged.iter().any(|l| l == line), "{name}: no {line:?} in {logged:#?}");
+    }
+}
+
+/// A 1920x1080 frame with a face, as RGBx. With min-face-size 10 the element detects on it
+/// upscaled 4x: seconds of work, so a push that must wait for its result blocks that long.
+fn slow_frame() -> gst::Buffer {
+    static FRAME: std::sync::OnceLock<gst::Buffer> = std::sync::OnceLock::new();
+    init();
+    FRAME.get_or_init(|| buffer(&clip(1920, 1080, 1, 1).frame(0), VideoFormat::Rgbx)).clone()
+}
+
+/// A harness for `slow_frame`s holding two frames (batch-size 1), with frames 0 and 1 pushed;
+/// the push of frame 2, on a thread of its own, waiting for frame 0's result (detection on the
+/// 1080p frame down to 10 px faces takes seconds); and the element's bus, where every frame that
+/// leaves with faces posts a `facerestore` message (`post-messages`).
+fn waiting_push() -> (Harness, gst::Bus, std::thread::JoinHandle<Result<gst::FlowSuccess, gst::FlowError>>) {
+    let frame = slow_frame();
+    let props =
+        [("batch-size", 1u32.to_value()), ("min-face-size", 10f32.to_value()), ("post-messages", true.to_value())];
+    let mut h = harness(&props, VideoFormat::Rgbx, 1920, 1080);
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    for i in 0..2 {
+        assert_eq!(h.push(stamp(frame.clone(), i)), Ok(gst::FlowSuccess::Ok));
+    }
+    let pad = h.srcpad().unwrap();
+    let third = stamp(frame, 2);
+    let pusher = std::thread::spawn(move || pad.push(third));
+    // Give the push time to start waiting (not asserted: a push that has not started yet meets
+    // the flush or the stop and returns Flushing just the same).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    (h, bus, pusher)
+}
+
+/// Frames that left the element with faces, by their `facerestore` messages.
+fn finished_frames(bus: &gst::Bus) -> usize {
+    std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Element])).count()
+}
+
+#[test]
+fn a_flush_start_wakes_a_push_waiting_for_a_slow_result_and_the_next_wait_waits_again() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
+    let (mut h, bus, pusher) = waiting_push();
+    // A flushing seek from another thread: the waiting push must give up without waiting for
+    // frame 0's result. Had it waited, frame 0 would have been finished (and its message posted)
+    // before the push returned; a flushed frame is never finished.
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert_eq!(pusher.join().unwrap(), Err(gst::FlowError::Flushing));
+    assert_eq!(finished_frames(&bus), 0, "the push waited for frame 0's result instead of leaving on flush-start");
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    assert!(h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new())));
+    // After the flush, waits wait again: the third push blocks for frame 10's result (behind
+    // frame 0's, which the workers finish first) and succeeds.
+    h.element().unwrap().set_property("min-face-size", 40f32);
+    let frame = slow_frame();
+    for i in 10..13 {
+        assert_eq!(h.push(stamp(frame.clone(), i)), Ok(gst::FlowSuccess::Ok), "frame {i} after the flush");
+    }
+    let out = finish(&mut h);
+    let pts: Vec<u64> = out.iter().map(|b| b.pts().unwrap().mseconds() / 40).collect();
+    assert_eq!(pts, [10, 11, 12], "only frames after the flush come out");
+}
+
+#[test]
+fn stopping_wakes_a_push_waiting_for_a_slow_result() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
+    let (h, bus, pusher) = waiting_push();
+    let element = h.element().unwrap();
+    // The state change itself may take a while (it joins the worker threads, which finish the
+    // frame in progress first); the push must not wait for frame 0's result (which would finish
+    // frame 0 and post its message before the push returned).
+    let stopping = std::thread::spawn(move || element.set_state(gst::State::Null));
+    assert_eq!(pusher.join().unwrap(), Err(gst::FlowError::Flushing));
+    assert_eq!(finished_frames(&bus), 0, "the push waited for frame 0's result instead of leaving on stop");
+    assert!(stopping.join().unwrap().is_ok());
 }

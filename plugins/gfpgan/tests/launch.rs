@@ -163,6 +163,25 @@ fn gst_inspect_finds_the_element_and_documents_every_property() {
     for format in ["RGB", "RGBA", "BGR", "BGRA", "RGBx", "BGRx", "xRGB", "xBGR"] {
         assert!(text.contains(&format!("(string){format}")), "{format} missing from the caps");
     }
+    // The defaults it prints (a fresh element's values) are the library's for the stream's knobs.
+    let printed_default = |prop: &str| -> String {
+        let block: Vec<&str> =
+            text.lines().skip_while(|l| !l.trim_start().starts_with(&format!("{prop} "))).take(4).collect();
+        let line = block.iter().find(|l| l.contains("Default:")).unwrap_or_else(|| panic!("{prop}: no default"));
+        line.split("Default:").nth(1).unwrap().trim().to_string()
+    };
+    let t = gfpgan::pipeline::Tuning::DEFAULT;
+    for (prop, library) in [
+        ("batch-size", t.batch_size as f64),
+        ("detection-interval", t.detection_interval as f64),
+        ("min-face-size", t.min_face_size as f64),
+        ("max-faces", t.max_faces as f64),
+        ("temporal-smoothing", t.temporal_smoothing as f64),
+    ] {
+        let printed = printed_default(prop);
+        assert_eq!(printed.parse::<f64>().ok(), Some(library), "{prop}: gst-inspect says {printed}");
+    }
+    assert_eq!(printed_default("expression"), t.expression.to_string());
 }
 
 #[test]

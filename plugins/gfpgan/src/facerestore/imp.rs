@@ -1,12 +1,14 @@
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
-use std::time::Duration;
 
-use gfpgan::face::image::Rgb;
-use gfpgan::face::paste::{PasteOptions, frame_box};
-use gfpgan::video::{FrameJob, FrameResult, StreamRestorer, Tuning};
+use crossbeam_channel::{Receiver, Sender};
+use gfpgan::blend::{PasteOptions, frame_box};
+use gfpgan::frame::Rgb;
+use gfpgan::pipeline::{FaceResult, FrameJob, FrameResult, StreamRestorer, Tuning};
 use gfpgan::{Restorer, device};
 use gst::glib;
 use gst::prelude::*;
@@ -23,6 +25,46 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("facerestore", gst::DebugColorFlags::empty(), Some("GFP-GAN face restoration"))
 });
 
+const DEFAULT_DEVICE: &str = "cpu";
+const DEFAULT_ENGINE: EngineChoice = EngineChoice::Auto;
+// The knobs of the library's stream take its defaults, so that the element and the library
+// cannot disagree.
+const DEFAULT_BATCH_SIZE: u32 = Tuning::DEFAULT.batch_size as u32;
+const DEFAULT_DETECTION_INTERVAL: u32 = Tuning::DEFAULT.detection_interval;
+const DEFAULT_MIN_FACE_SIZE: f32 = Tuning::DEFAULT.min_face_size;
+const DEFAULT_MAX_FACES: u32 = Tuning::DEFAULT.max_faces as u32;
+const DEFAULT_TEMPORAL_SMOOTHING: f32 = Tuning::DEFAULT.temporal_smoothing;
+const DEFAULT_EXPRESSION: bool = Tuning::DEFAULT.expression;
+const DEFAULT_BLEND: f32 = 1.0;
+const DEFAULT_LIVE_POLICY: LivePolicy = LivePolicy::Block;
+const DEFAULT_POST_MESSAGES: bool = false;
+
+const BATCH_SIZE_RANGE: RangeInclusive<u32> = 1..=64;
+const DETECTION_INTERVAL_RANGE: RangeInclusive<u32> = 1..=1000;
+const MIN_FACE_SIZE_RANGE: RangeInclusive<f32> = 10.0..=4096.0;
+const MAX_FACES_RANGE: RangeInclusive<u32> = 1..=256;
+/// Blend and temporal smoothing are weights.
+const WEIGHT_RANGE: RangeInclusive<f32> = 0.0..=1.0;
+
+// A library default outside its property's range would only show when the ParamSpecs are built
+// (a GLib critical): make it a build error instead.
+const _: () = {
+    assert!(*BATCH_SIZE_RANGE.start() <= DEFAULT_BATCH_SIZE && DEFAULT_BATCH_SIZE <= *BATCH_SIZE_RANGE.end());
+    assert!(
+        *DETECTION_INTERVAL_RANGE.start() <= DEFAULT_DETECTION_INTERVAL
+            && DEFAULT_DETECTION_INTERVAL <= *DETECTION_INTERVAL_RANGE.end()
+    );
+    assert!(
+        *MIN_FACE_SIZE_RANGE.start() <= DEFAULT_MIN_FACE_SIZE && DEFAULT_MIN_FACE_SIZE <= *MIN_FACE_SIZE_RANGE.end()
+    );
+    assert!(*MAX_FACES_RANGE.start() <= DEFAULT_MAX_FACES && DEFAULT_MAX_FACES <= *MAX_FACES_RANGE.end());
+    assert!(*WEIGHT_RANGE.start() <= DEFAULT_TEMPORAL_SMOOTHING && DEFAULT_TEMPORAL_SMOOTHING <= *WEIGHT_RANGE.end());
+    assert!(*WEIGHT_RANGE.start() <= DEFAULT_BLEND && DEFAULT_BLEND <= *WEIGHT_RANGE.end());
+    // The usize knobs narrowed to u32 above.
+    assert!(DEFAULT_BATCH_SIZE as usize == Tuning::DEFAULT.batch_size);
+    assert!(DEFAULT_MAX_FACES as usize == Tuning::DEFAULT.max_faces);
+};
+
 /// The tuning knobs, read once per buffer; all may change while PLAYING.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Settings {
@@ -34,7 +76,21 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { tuning: Tuning::default(), blend: 1.0, live_policy: LivePolicy::Block, post_messages: false }
+        Self {
+            // Every field spelled out (no `..Tuning::DEFAULT`): a new knob in the library does not
+            // build here until it has a property.
+            tuning: Tuning {
+                detection_interval: DEFAULT_DETECTION_INTERVAL,
+                min_face_size: DEFAULT_MIN_FACE_SIZE,
+                max_faces: DEFAULT_MAX_FACES as usize,
+                batch_size: DEFAULT_BATCH_SIZE as usize,
+                temporal_smoothing: DEFAULT_TEMPORAL_SMOOTHING,
+                expression: DEFAULT_EXPRESSION,
+            },
+            blend: DEFAULT_BLEND,
+            live_policy: DEFAULT_LIVE_POLICY,
+            post_messages: DEFAULT_POST_MESSAGES,
+        }
     }
 }
 
@@ -49,7 +105,7 @@ struct ModelSettings {
 
 impl Default for ModelSettings {
     fn default() -> Self {
-        Self { weights: None, face_models: None, device: "cpu".into(), engine: EngineChoice::Auto }
+        Self { weights: None, face_models: None, device: DEFAULT_DEVICE.into(), engine: DEFAULT_ENGINE }
     }
 }
 
@@ -86,6 +142,33 @@ struct State {
     live: Option<bool>,
 }
 
+/// Wakes the streaming thread out of its wait for a result when a flush starts or the element
+/// stops. Nothing is ever sent: dropping the sender disconnects the channel, which wakes the
+/// wait at once and every later wait on it too, until `rearm` (at flush-stop and start) puts a
+/// fresh channel in place. So a wait that begins after the signal, but before the flush is
+/// over, also returns, and one flush's signal cannot end a wait after it.
+struct Unblock {
+    armed: Option<Sender<Infallible>>,
+    woken: Receiver<Infallible>,
+}
+
+impl Default for Unblock {
+    fn default() -> Self {
+        let (armed, woken) = crossbeam_channel::bounded(0);
+        Self { armed: Some(armed), woken }
+    }
+}
+
+impl Unblock {
+    fn signal(&mut self) {
+        self.armed = None;
+    }
+
+    fn rearm(&mut self) {
+        *self = Self::default();
+    }
+}
+
 #[derive(Default)]
 pub struct FaceRestore {
     settings: Mutex<Settings>,
@@ -93,11 +176,16 @@ pub struct FaceRestore {
     /// The loaded network, kept across restarts while the weights and device stay the same.
     model: Mutex<Option<(ModelSettings, Option<Arc<Restorer>>)>>,
     state: Mutex<Option<State>>,
-    flushing: AtomicBool,
+    unblock: Mutex<Unblock>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A path property's value for the log.
+fn shown(p: &Option<PathBuf>) -> Cow<'_, str> {
+    p.as_ref().map_or(Cow::Borrowed("none"), |p| p.to_string_lossy())
 }
 
 impl FaceRestore {
@@ -131,12 +219,12 @@ impl FaceRestore {
                 None
             }
             Some(path) => {
-                let dev =
-                    device::open(&wanted.device).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+                let dev = device::open(&wanted.device)
+                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e.one_line())))?;
                 let checkpoint = gfpgan::Checkpoint::load(path)
-                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?;
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.one_line())))?;
                 let r = Restorer::with_engine(&checkpoint, &dev, gfpgan::candle::DType::F32, wanted.engine.into())
-                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e.one_line())))?;
                 gst::info!(
                     CAT,
                     imp = self,
@@ -152,10 +240,6 @@ impl FaceRestore {
         Ok(restorer)
     }
 
-    fn is_flushing(&self) -> bool {
-        self.flushing.load(Ordering::SeqCst) || self.obj().sink_pad().pad_flags().contains(gst::PadFlags::FLUSHING)
-    }
-
     /// The oldest held buffer once it may leave: ready, or forced out (`force`, or more frames
     /// in flight than allowed). Blocks for the result unless the live policy lets it go out
     /// unrestored. `None`: nothing may leave yet.
@@ -168,7 +252,8 @@ impl FaceRestore {
                 self.take_result(state, r)?;
             }
             let Some(front) = state.pending.front() else { return Ok(None) };
-            if let Some(result) = state.results.remove(&front.seq) {
+            let front_seq = front.seq;
+            if let Some(result) = state.results.remove(&front_seq) {
                 let pending = state.pending.pop_front().expect("front exists");
                 let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
                 drop(guard);
@@ -184,24 +269,25 @@ impl FaceRestore {
                 return Ok(Some(pending.buffer));
             }
             let results = state.stream.results().clone();
+            let woken = lock(&self.unblock).woken.clone();
             drop(guard);
-            // Wait for the next result, watching for a flush or a stop.
-            loop {
-                if self.is_flushing() {
-                    return Err(gst::FlowError::Flushing);
-                }
-                match results.recv_timeout(Duration::from_millis(20)) {
+            // Sleep until the next result arrives, or a flush-start or a stop (PAUSED to READY)
+            // wakes us: the stream lock must be let go of for either to go on.
+            crossbeam_channel::select! {
+                recv(results) -> r => match r {
                     Ok(r) => {
                         let mut guard = lock(&self.state);
                         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
                         self.take_result(state, r)?;
-                        break;
                     }
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                        gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration threads stopped"]);
+                    Err(_) => {
+                        gst::element_imp_error!(self, gst::StreamError::Failed, ("face restoration threads stopped"));
                         return Err(gst::FlowError::Error);
                     }
+                },
+                recv(woken) -> _ => {
+                    gst::debug!(CAT, imp = self, "flushing or stopping: no longer waiting for frame {}", front_seq);
+                    return Err(gst::FlowError::Flushing);
                 }
             }
         }
@@ -215,8 +301,13 @@ impl FaceRestore {
                 Ok(())
             }
             Ok(_) => Ok(()),
+            // A worker thread's failure names the thread; a frame's names the frame.
+            Err(e @ gfpgan::Error::Worker { .. }) => {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.one_line()));
+                Err(gst::FlowError::Error)
+            }
             Err(e) => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["face restoration failed: {e}"]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("face restoration failed: {}", e.one_line()));
                 Err(gst::FlowError::Error)
             }
         }
@@ -247,13 +338,13 @@ impl FaceRestore {
                 (y0, y1) = (y0.min(top), y1.max(bottom));
             }
             let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info).map_err(|_| {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ["cannot map the buffer writable"]);
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map the buffer writable"));
                 gst::FlowError::Error
             })?;
             let layout = packed_layout(info, vframe.plane_stride()[0] as usize);
             let data = vframe.plane_data_mut(0).map_err(|_| gst::FlowError::Error)?;
             frame.write_packed(data, &layout, y0..y1).map_err(|e| {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ["{e}"]);
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("{}", e.one_line()));
                 gst::FlowError::Error
             })?;
         }
@@ -296,7 +387,7 @@ impl FaceRestore {
 }
 
 /// The per-face parameters of the ROI meta and of element messages.
-fn face_structure(f: &gfpgan::video::FaceResult, pasted: bool) -> gst::Structure {
+fn face_structure(f: &FaceResult, pasted: bool) -> gst::Structure {
     let five: Vec<glib::SendValue> = f.face.five.iter().flat_map(|p| p.map(|v| (v as f64).to_send_value())).collect();
     let mut s = gst::Structure::builder("face")
         .field("track-id", f.track_id)
@@ -322,7 +413,6 @@ impl ObjectSubclass for FaceRestore {
 impl ObjectImpl for FaceRestore {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
-            let t = Tuning::default();
             vec![
                 glib::ParamSpecString::builder("weights")
                     .nick("Weights")
@@ -337,10 +427,10 @@ impl ObjectImpl for FaceRestore {
                 glib::ParamSpecString::builder("device")
                     .nick("Device")
                     .blurb("Where the network runs: cpu, cuda or cuda:N")
-                    .default_value(Some("cpu"))
+                    .default_value(Some(DEFAULT_DEVICE))
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("engine", EngineChoice::Auto)
+                glib::ParamSpecEnum::builder_with_default("engine", DEFAULT_ENGINE)
                     .nick("Engine")
                     .blurb("Implementation of the network: auto (the NHWC engine on the CPU, candle on CUDA), candle (the reference port), nhwc (CPU only)")
                     .mutable_ready()
@@ -348,58 +438,58 @@ impl ObjectImpl for FaceRestore {
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
                     .blurb("Most faces per network pass, gathered from the frames in flight (frames held: batch-size + 1)")
-                    .minimum(1)
-                    .maximum(64)
-                    .default_value(t.batch_size as u32)
+                    .minimum(*BATCH_SIZE_RANGE.start())
+                    .maximum(*BATCH_SIZE_RANGE.end())
+                    .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("detection-interval")
                     .nick("Detection interval")
                     .blurb("Frames from one full face detection to the next; tracked faces are followed by their landmarks in between")
-                    .minimum(1)
-                    .maximum(1000)
-                    .default_value(t.detection_interval)
+                    .minimum(*DETECTION_INTERVAL_RANGE.start())
+                    .maximum(*DETECTION_INTERVAL_RANGE.end())
+                    .default_value(DEFAULT_DETECTION_INTERVAL)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFloat::builder("min-face-size")
                     .nick("Minimum face size")
                     .blurb("Smallest face detected, in pixels (below 40 the frame is upscaled for detection, which costs time)")
-                    .minimum(10.0)
-                    .maximum(4096.0)
-                    .default_value(t.min_face_size)
+                    .minimum(*MIN_FACE_SIZE_RANGE.start())
+                    .maximum(*MIN_FACE_SIZE_RANGE.end())
+                    .default_value(DEFAULT_MIN_FACE_SIZE)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-faces")
                     .nick("Maximum faces")
                     .blurb("Most faces tracked and restored per frame (the largest are kept)")
-                    .minimum(1)
-                    .maximum(256)
-                    .default_value(t.max_faces as u32)
+                    .minimum(*MAX_FACES_RANGE.start())
+                    .maximum(*MAX_FACES_RANGE.end())
+                    .default_value(DEFAULT_MAX_FACES)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFloat::builder("blend")
                     .nick("Blend")
                     .blurb("Strength of the restored face over the original: 0 leaves the frame as it is, 1 pastes the restored face fully")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(1.0)
+                    .minimum(*WEIGHT_RANGE.start())
+                    .maximum(*WEIGHT_RANGE.end())
+                    .default_value(DEFAULT_BLEND)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecFloat::builder("temporal-smoothing")
                     .nick("Temporal smoothing")
                     .blurb("0 to 1: weight of each face's previous restored result (in aligned space); above 0 the alignment landmarks are also smoothed (One-Euro)")
-                    .minimum(0.0)
-                    .maximum(1.0)
-                    .default_value(t.temporal_smoothing)
+                    .minimum(*WEIGHT_RANGE.start())
+                    .maximum(*WEIGHT_RANGE.end())
+                    .default_value(DEFAULT_TEMPORAL_SMOOTHING)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecBoolean::builder("expression")
                     .nick("Expression")
                     .blurb("Run the 7-class expression net on every tracked face (reported in the metadata)")
-                    .default_value(false)
+                    .default_value(DEFAULT_EXPRESSION)
                     .mutable_playing()
                     .build(),
-                glib::ParamSpecEnum::builder_with_default("live-policy", LivePolicy::Block)
+                glib::ParamSpecEnum::builder_with_default("live-policy", DEFAULT_LIVE_POLICY)
                     .nick("Live policy")
                     .blurb("On a live source, when restoration falls behind: block (wait) or passthrough (late frames leave unrestored, on time)")
                     .mutable_playing()
@@ -407,7 +497,7 @@ impl ObjectImpl for FaceRestore {
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
                     .blurb("Post an element message 'facerestore' per frame with faces (track ids, scores, landmarks, expressions)")
-                    .default_value(false)
+                    .default_value(DEFAULT_POST_MESSAGES)
                     .mutable_playing()
                     .build(),
             ]
@@ -431,25 +521,95 @@ impl ObjectImpl for FaceRestore {
             let mut m = lock(&self.model_settings);
             let path = || value.get::<Option<String>>().expect("type checked upstream").map(PathBuf::from);
             match name {
-                "weights" => m.weights = path(),
-                "face-models" => m.face_models = path(),
-                "engine" => m.engine = value.get().expect("type checked upstream"),
-                _ => m.device = value.get::<Option<String>>().expect("type checked upstream").unwrap_or("cpu".into()),
+                "weights" => {
+                    let weights = path();
+                    gst::info!(CAT, imp = self, "Changing weights from {} to {}", shown(&m.weights), shown(&weights));
+                    m.weights = weights;
+                }
+                "face-models" => {
+                    let face_models = path();
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "Changing face-models from {} to {}",
+                        shown(&m.face_models),
+                        shown(&face_models)
+                    );
+                    m.face_models = face_models;
+                }
+                "device" => {
+                    let device = value.get::<Option<String>>().expect("type checked upstream");
+                    let device = device.unwrap_or_else(|| DEFAULT_DEVICE.into());
+                    gst::info!(CAT, imp = self, "Changing device from {} to {device}", m.device);
+                    m.device = device;
+                }
+                "engine" => {
+                    let engine = value.get().expect("type checked upstream");
+                    gst::info!(CAT, imp = self, "Changing engine from {:?} to {engine:?}", m.engine);
+                    m.engine = engine;
+                }
+                _ => unreachable!(),
             }
             return;
         }
         let mut s = lock(&self.settings);
         let before = *s;
         match name {
-            "batch-size" => s.tuning.batch_size = value.get::<u32>().expect("type checked upstream") as usize,
-            "detection-interval" => s.tuning.detection_interval = value.get().expect("type checked upstream"),
-            "min-face-size" => s.tuning.min_face_size = value.get().expect("type checked upstream"),
-            "max-faces" => s.tuning.max_faces = value.get::<u32>().expect("type checked upstream") as usize,
-            "blend" => s.blend = value.get().expect("type checked upstream"),
-            "temporal-smoothing" => s.tuning.temporal_smoothing = value.get().expect("type checked upstream"),
-            "expression" => s.tuning.expression = value.get().expect("type checked upstream"),
-            "live-policy" => s.live_policy = value.get().expect("type checked upstream"),
-            "post-messages" => s.post_messages = value.get().expect("type checked upstream"),
+            "batch-size" => {
+                let batch_size = value.get::<u32>().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "Changing batch-size from {} to {batch_size}", s.tuning.batch_size);
+                s.tuning.batch_size = batch_size as usize;
+            }
+            "detection-interval" => {
+                let interval = value.get().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Changing detection-interval from {} to {interval}",
+                    s.tuning.detection_interval
+                );
+                s.tuning.detection_interval = interval;
+            }
+            "min-face-size" => {
+                let size = value.get().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "Changing min-face-size from {} to {size}", s.tuning.min_face_size);
+                s.tuning.min_face_size = size;
+            }
+            "max-faces" => {
+                let max_faces = value.get::<u32>().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "Changing max-faces from {} to {max_faces}", s.tuning.max_faces);
+                s.tuning.max_faces = max_faces as usize;
+            }
+            "blend" => {
+                let blend = value.get().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "Changing blend from {} to {blend}", s.blend);
+                s.blend = blend;
+            }
+            "temporal-smoothing" => {
+                let smoothing = value.get().expect("type checked upstream");
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "Changing temporal-smoothing from {} to {smoothing}",
+                    s.tuning.temporal_smoothing
+                );
+                s.tuning.temporal_smoothing = smoothing;
+            }
+            "expression" => {
+                let expression = value.get().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "Changing expression from {} to {expression}", s.tuning.expression);
+                s.tuning.expression = expression;
+            }
+            "live-policy" => {
+                let policy = value.get().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "Changing live-policy from {:?} to {policy:?}", s.live_policy);
+                s.live_policy = policy;
+            }
+            "post-messages" => {
+                let post = value.get().expect("type checked upstream");
+                gst::info!(CAT, imp = self, "Changing post-messages from {} to {post}", s.post_messages);
+                s.post_messages = post;
+            }
             _ => unimplemented!("property {name}"),
         }
         let latency_changed = s.tuning.batch_size != before.tuning.batch_size;
@@ -485,6 +645,15 @@ impl ObjectImpl for FaceRestore {
 impl GstObjectImpl for FaceRestore {}
 
 impl ElementImpl for FaceRestore {
+    fn change_state(&self, transition: gst::StateChange) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::PausedToReady {
+            // Deactivating the sink pad waits for the streaming thread to let go of the stream
+            // lock (and only then calls `stop`): wake it first if it waits for a result.
+            lock(&self.unblock).signal();
+        }
+        self.parent_change_state(transition)
+    }
+
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
         static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
             gst::subclass::ElementMetadata::new(
@@ -528,13 +697,14 @@ impl BaseTransformImpl for FaceRestore {
         let stream = StreamRestorer::start(face_models.clone(), restorer, tuning).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
-                [
-                    "cannot load the face models from {} (run tests/faceapi/run.sh or set face-models): {e}",
-                    face_models.display()
-                ]
+                (
+                    "cannot load the face models from {} (run tests/faceapi/run.sh or set face-models): {}",
+                    face_models.display(),
+                    e.one_line()
+                )
             )
         })?;
-        self.flushing.store(false, Ordering::SeqCst);
+        lock(&self.unblock).rearm();
         *lock(&self.state) = Some(State {
             stream,
             info: None,
@@ -556,7 +726,8 @@ impl BaseTransformImpl for FaceRestore {
     fn sink_event(&self, event: gst::Event) -> bool {
         gst::log!(CAT, imp = self, "sink event {:?}", event.type_());
         match event.view() {
-            gst::EventView::FlushStart(_) => self.flushing.store(true, Ordering::SeqCst),
+            // Not serialized: comes on another thread while ours may be waiting for a result.
+            gst::EventView::FlushStart(_) => lock(&self.unblock).signal(),
             gst::EventView::FlushStop(_) => {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.stream.cancel_below(state.next_seq);
@@ -564,7 +735,7 @@ impl BaseTransformImpl for FaceRestore {
                     state.pending.clear();
                     state.results.clear();
                 }
-                self.flushing.store(false, Ordering::SeqCst);
+                lock(&self.unblock).rearm();
             }
             // Held buffers go out before any serialized event (caps, segment, EOS, ...).
             _ if event.is_serialized() => {
@@ -612,13 +783,13 @@ impl BaseTransformImpl for FaceRestore {
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
         let frame = {
             let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info).map_err(|_| {
-                gst::element_imp_error!(self, gst::CoreError::Failed, ["cannot map the input buffer"]);
+                gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map the input buffer"));
                 gst::FlowError::Error
             })?;
             let layout = packed_layout(&info, vframe.plane_stride()[0] as usize);
             let data = vframe.plane_data(0).map_err(|_| gst::FlowError::Error)?;
             Rgb::from_packed(data, info.width() as usize, info.height() as usize, &layout).map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["{e}"]);
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e.one_line()));
                 gst::FlowError::Error
             })?
         };
@@ -628,7 +799,7 @@ impl BaseTransformImpl for FaceRestore {
         let time = buffer.pts().map_or(seq as f64 / 30.0, |t| t.nseconds() as f64 / 1e9);
         let job = FrameJob { seq, time, frame: frame.clone(), tuning: settings.tuning, restore: settings.blend > 0.0 };
         state.stream.submit(job).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Failed, ["{e}"]);
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.one_line()));
             gst::FlowError::Error
         })?;
         state.pending.push_back(Pending { seq, buffer, frame });
@@ -657,7 +828,7 @@ impl VideoFilterImpl for FaceRestore {
             state.info.as_ref().is_some_and(|i| (i.width(), i.height()) != (in_info.width(), in_info.height()));
         if resized {
             // Track positions mean nothing at the new size.
-            state.stream.reset().map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
+            state.stream.reset().map_err(|e| gst::loggable_error!(CAT, "{}", e.one_line()))?;
         }
         state.info = Some(in_info.clone());
         Ok(())

@@ -1,7 +1,7 @@
 //! `facerestore`: detects, tracks and restores faces in raw RGB video, in place.
 //!
 //! A VideoFilter whose buffers are held while worker threads (the library's
-//! `gfpgan::video::StreamRestorer`) track and restore their faces; each buffer leaves, in
+//! `gfpgan::pipeline::StreamRestorer`) track and restore their faces; each buffer leaves, in
 //! order, once its result is pasted in. See the properties for the knobs.
 
 use gst::glib;
@@ -14,13 +14,13 @@ glib::wrapper! {
         @extends gst_video::VideoFilter, gst_base::BaseTransform, gst::Element, gst::Object;
 }
 
-/// What to do on a live source when restoration falls behind.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+/// What to do on a live source when restoration falls behind. (The element's default is its
+/// `DEFAULT_LIVE_POLICY`, kept in one place: no `Default` here.)
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstFaceRestoreLivePolicy")]
 pub enum LivePolicy {
     /// Wait for every frame's restoration (frames pile up when the network is slow).
-    #[default]
     #[enum_value(name = "Block: wait for every frame's restoration", nick = "block")]
     Block = 0,
     /// Let a frame go out unrestored when holding it longer would exceed the reported latency.
@@ -28,13 +28,13 @@ pub enum LivePolicy {
     Passthrough = 1,
 }
 
-/// Which implementation runs the network (see the library's `Engine`).
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+/// Which implementation runs the network (see the library's `Engine`; the element's default is
+/// its `DEFAULT_ENGINE`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
 #[repr(u32)]
 #[enum_type(name = "GstFaceRestoreEngine")]
 pub enum EngineChoice {
     /// The fast NHWC engine on the CPU, the candle port on CUDA.
-    #[default]
     #[enum_value(name = "Auto: the fastest for the device", nick = "auto")]
     Auto = 0,
     /// The plain candle port (the reference; for comparisons on the CPU).
@@ -57,10 +57,10 @@ impl From<EngineChoice> for gfpgan::Engine {
 
 /// Where R, G and B sit in a pixel of a packed RGB video format, for rows `row_stride` bytes
 /// apart.
-pub fn packed_layout(info: &gst_video::VideoInfo, row_stride: usize) -> gfpgan::face::PackedLayout {
+pub fn packed_layout(info: &gst_video::VideoInfo, row_stride: usize) -> gfpgan::frame::PackedLayout {
     let f = info.format_info();
     let o = f.poffset();
-    gfpgan::face::PackedLayout {
+    gfpgan::frame::PackedLayout {
         pixel_stride: f.pixel_stride()[0] as usize,
         offsets: [o[0] as usize, o[1] as usize, o[2] as usize],
         row_stride,

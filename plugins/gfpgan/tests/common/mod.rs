@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Once;
 
-use gfpgan::face::image::Rgb;
-use gfpgan::video::clip::{Clip, ClipSpec};
+use gfpgan::frame::Rgb;
+use gfpgan::synth::{Clip, ClipSpec};
 use gst::prelude::*;
 use gst_video::prelude::*;
 

@@ -12,15 +12,13 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
-use super::temporal::TemporalBlender;
-use super::tracker::{FaceTracker, TrackerOptions};
-use crate::error::{Error, Result};
-use crate::face::align::{AlignedFace, align};
-use crate::face::detect::DetectorOptions;
-use crate::face::image::{Rgb, faces_to_tensor, tensor_to_faces};
-use crate::face::paste::{PasteOptions, paste};
-use crate::face::pipeline::Face;
-use crate::restorer::Restorer;
+use crate::align::{AlignedFace, align};
+use crate::analyze::{DetectorOptions, Face};
+use crate::blend::{PasteOptions, TemporalBlender, paste};
+use crate::error::{Error, Result, panic_message};
+use crate::frame::Rgb;
+use crate::restore::{FaceNoise, Restorer, restore_crops};
+use crate::track::{FaceTracker, TrackerOptions};
 
 /// Knobs that may change from one frame to the next.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,16 +33,21 @@ pub struct Tuning {
     pub expression: bool,
 }
 
+impl Tuning {
+    /// The defaults, as constants (the element's property defaults are read from them).
+    pub const DEFAULT: Tuning = Tuning {
+        detection_interval: 5,
+        min_face_size: 40.0,
+        max_faces: 16,
+        batch_size: 4,
+        temporal_smoothing: 0.5,
+        expression: false,
+    };
+}
+
 impl Default for Tuning {
     fn default() -> Self {
-        Self {
-            detection_interval: 5,
-            min_face_size: 40.0,
-            max_faces: 16,
-            batch_size: 4,
-            temporal_smoothing: 0.5,
-            expression: false,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -102,6 +105,30 @@ enum Job {
 enum Analyzed {
     Frame(FrameJob, Result<Vec<FaceResult>>),
     Reset,
+    /// The analysis thread failed (a panic); passed on to the caller.
+    Failed(Error),
+}
+
+/// The worker threads, as their errors name them.
+const ANALYSIS: &str = "face analysis";
+const NETWORK: &str = "face restoration";
+
+/// Starts a named thread running `body`; a panic in it becomes an `Error::Worker` given to
+/// `on_panic` (the thread's way to tell the caller).
+fn spawn_worker(
+    thread: &'static str,
+    name: &str,
+    on_panic: impl FnOnce(Error) + Send + 'static,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+                on_panic(Error::worker(thread, format!("panicked: {}", panic_message(payload.as_ref()))));
+            }
+        })
+        .map_err(|e| Error::worker(thread, format!("cannot start: {e}")))
 }
 
 pub struct StreamRestorer {
@@ -122,32 +149,35 @@ impl StreamRestorer {
         let cancel_below = Arc::new(AtomicU64::new(0));
         let size = restorer.as_ref().map(|r| r.config().out_size);
         let cancel = cancel_below.clone();
-        let analysis = std::thread::Builder::new()
-            .name("facerestore-analysis".into())
-            .spawn(move || {
+        let failed = analyzed_tx.clone();
+        let analysis = spawn_worker(
+            ANALYSIS,
+            "facerestore-analysis",
+            move |e| drop(failed.send(Analyzed::Failed(e))),
+            move || {
                 let detector = DetectorOptions { min_face_size: tuning.min_face_size, ..Default::default() };
-                let tracker = FaceTracker::new(&face_models, detector, TrackerOptions::default(), tuning.expression);
-                match tracker {
+                match FaceTracker::new(&face_models, detector, TrackerOptions::default(), tuning.expression) {
                     Ok(tracker) => {
                         let _ = ready_tx.send(Ok(()));
                         analysis_loop(tracker, size, &cancel, job_rx, analyzed_tx);
                     }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                    }
+                    Err(e) => drop(ready_tx.send(Err(e))),
                 }
-            })
-            .map_err(|e| Error::Device(format!("cannot start the analysis thread: {e}")))?;
+            },
+        )?;
         let cancel = cancel_below.clone();
-        let restoration = std::thread::Builder::new()
-            .name("facerestore-network".into())
-            .spawn(move || restoration_loop(restorer, &cancel, analyzed_rx, result_tx))
-            .map_err(|e| Error::Device(format!("cannot start the restoration thread: {e}")))?;
+        let failed = result_tx.clone();
+        let restoration = spawn_worker(
+            NETWORK,
+            "facerestore-network",
+            move |e| drop(failed.send(Err(e))),
+            move || restoration_loop(restorer, &cancel, analyzed_rx, result_tx),
+        )?;
         let this = Self { jobs: Some(job_tx), results: result_rx, cancel_below, threads: vec![analysis, restoration] };
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(this),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::Device("the analysis thread stopped while starting".into())),
+            Err(_) => Err(Error::worker(ANALYSIS, "stopped while loading the face models")),
         }
     }
 
@@ -162,7 +192,7 @@ impl StreamRestorer {
     }
 
     fn send(&self, job: Job) -> Result<()> {
-        let stopped = || Error::Device("the face restoration threads have stopped".into());
+        let stopped = || Error::worker(ANALYSIS, "stopped; no more frames are taken");
         self.jobs.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())
     }
 
@@ -172,9 +202,14 @@ impl StreamRestorer {
         self.cancel_below.fetch_max(seq, Ordering::SeqCst);
     }
 
-    /// Results, one per submitted frame, in order.
+    /// Results, one per submitted frame, in order (a worker's failure comes as an `Err`).
     pub fn results(&self) -> &Receiver<Result<FrameResult>> {
         &self.results
+    }
+
+    /// Waits for the next result.
+    pub fn next_result(&self) -> Result<FrameResult> {
+        self.results.recv().map_err(|_| Error::worker(NETWORK, "stopped before every frame had its result"))?
     }
 }
 
@@ -221,8 +256,8 @@ fn analyze(tracker: &mut FaceTracker, job: &FrameJob, size: Option<usize>) -> Re
     opts.max_faces = t.max_faces;
     opts.smoothing = (t.temporal_smoothing > 0.0).then_some(TrackerOptions::default().smoothing).flatten();
     let detector = DetectorOptions { min_face_size: t.min_face_size, ..Default::default() };
-    tracker.pipeline_mut().set_detector_options(detector)?;
-    tracker.pipeline_mut().set_expressions(t.expression)?;
+    tracker.analyzer_mut().set_detector_options(detector)?;
+    tracker.analyzer_mut().set_expressions(t.expression)?;
     let faces = tracker.step(&job.frame, job.time)?;
     Ok(faces
         .into_iter()
@@ -248,11 +283,11 @@ fn restoration_loop(
         // Whatever has queued up meanwhile joins the batch, up to the batch size.
         let batch_size = match &first {
             Analyzed::Frame(job, _) => job.tuning.batch_size.max(1),
-            Analyzed::Reset => 1,
+            Analyzed::Reset | Analyzed::Failed(_) => 1,
         };
         let mut group = vec![first];
         let mut faces = faces_of(&group[0]);
-        while faces < batch_size && !matches!(group.last(), Some(Analyzed::Reset)) {
+        while faces < batch_size && matches!(group.last(), Some(Analyzed::Frame(..))) {
             match analyzed.try_recv() {
                 Ok(a) => {
                     faces += faces_of(&a);
@@ -262,17 +297,22 @@ fn restoration_loop(
             }
         }
         let mut frames: Vec<(FrameJob, Result<Vec<FaceResult>>)> = Vec::new();
-        let mut reset_after = false;
+        let (mut reset_after, mut failure) = (false, None);
         for a in group {
             match a {
                 Analyzed::Frame(job, faces) => frames.push((job, faces)),
                 Analyzed::Reset => reset_after = true,
+                Analyzed::Failed(e) => failure = Some(e),
             }
         }
         if let Some(restorer) = &restorer {
             let threshold = cancel_below.load(Ordering::SeqCst);
             if let Err(e) = restore_frames(restorer, &mut frames, threshold, batch_size, &mut blender) {
-                frames.iter_mut().for_each(|(_, f)| *f = Err(Error::Input(e.to_string())));
+                // Every frame of the batch failed with it, each told so with its number.
+                let source = Arc::new(e);
+                for (job, faces) in &mut frames {
+                    *faces = Err(Error::Frame { frame: job.seq, source: source.clone() });
+                }
             }
         }
         for (job, faces) in frames {
@@ -281,6 +321,9 @@ fn restoration_loop(
             if out.send(result).is_err() {
                 return;
             }
+        }
+        if let Some(e) = failure {
+            let _ = out.send(Err(e));
         }
         if reset_after {
             blender.clear();
@@ -303,18 +346,14 @@ fn restore_frames(
             slots.extend((0..faces.len()).filter(|&k| faces[k].aligned.is_some()).map(|k| (i, k)));
         }
     }
-    let mut restored = Vec::with_capacity(slots.len());
-    for chunk in slots.chunks(batch_size) {
-        let (crops, seeds): (Vec<Rgb>, Vec<u64>) = chunk
-            .iter()
-            .filter_map(|&(i, k)| {
-                let face = &frames[i].1.as_ref().ok()?[k];
-                Some((face.aligned.as_ref()?.crop.clone(), face.track_id))
-            })
-            .unzip();
-        let noises = restorer.noises_for_seeds(&seeds)?;
-        restored.extend(tensor_to_faces(&restorer.restore_with_noises(&faces_to_tensor(&crops)?, &noises)?)?);
-    }
+    let (crops, seeds): (Vec<Rgb>, Vec<u64>) = slots
+        .iter()
+        .filter_map(|&(i, k)| {
+            let face = &frames[i].1.as_ref().ok()?[k];
+            Some((face.aligned.as_ref()?.crop.clone(), face.track_id))
+        })
+        .unzip();
+    let restored = restore_crops(restorer, &crops, batch_size, FaceNoise::PerFace(&seeds))?;
     // Blend in frame order so that each track's history runs forwards in time.
     let mut restored = restored.into_iter();
     for &(i, k) in &slots {

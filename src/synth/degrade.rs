@@ -6,8 +6,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Normal};
 
-use super::image::{Rgb, luma};
 use crate::error::{Error, Result};
+use crate::frame::{Rgb, luma};
 
 /// Ranges of the official training configuration (train_gfpgan_v1.yml).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -5,10 +5,10 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+use super::noise::{NoiseMode, random_noises};
 use crate::error::{Error, Result};
 use crate::model::{Config, Forward, GfpGanV1Clean};
 use crate::nhwc::{self, Act};
-use crate::noise::{NoiseMode, random_noises};
 use crate::weights::Checkpoint;
 
 /// Which implementation runs the network.
@@ -39,13 +39,8 @@ pub struct Restorer {
 
 impl Restorer {
     /// Loads and checks a `.pth` or `.safetensors` checkpoint onto `device` in `dtype`.
-    pub fn load(path: &Path, device: &Device, dtype: DType) -> Result<Self> {
-        let checkpoint = Checkpoint::load(path)?;
-        Self::from_checkpoint(&checkpoint, device, dtype)
-    }
-
-    pub fn from_checkpoint(checkpoint: &Checkpoint, device: &Device, dtype: DType) -> Result<Self> {
-        Self::with_engine(checkpoint, device, dtype, Engine::Auto)
+    pub fn load(path: &Path, device: &Device, dtype: DType, engine: Engine) -> Result<Self> {
+        Self::with_engine(&Checkpoint::load(path)?, device, dtype, engine)
     }
 
     pub fn with_engine(checkpoint: &Checkpoint, device: &Device, dtype: DType, engine: Engine) -> Result<Self> {

@@ -1,7 +1,7 @@
 //! Alignment to the FFHQ template: a least-squares similarity transform from five facial points
 //! (eye centres, nose tip, mouth corners) to the template, and the bilinear warp it drives.
 
-use super::image::Rgb;
+use crate::frame::Rgb;
 
 /// The five FFHQ points of GFP-GAN's 512x512 template: left eye, right eye, nose tip, left and
 /// right mouth corners (image left/right).
@@ -29,7 +29,8 @@ pub struct Similarity {
 }
 
 impl Similarity {
-    pub const IDENTITY: Similarity = Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
+    #[cfg(test)]
+    const IDENTITY: Similarity = Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
 
     pub fn apply(&self, [x, y]: [f32; 2]) -> [f32; 2] {
         [self.a * x - self.b * y + self.tx, self.b * x + self.a * y + self.ty]

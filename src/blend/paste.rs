@@ -7,8 +7,8 @@
 //! or blur can appear where the face meets its surroundings, and an identity restorer is a
 //! no-op down to the bit.
 
-use super::align::AlignedFace;
-use super::image::Rgb;
+use crate::align::AlignedFace;
+use crate::frame::Rgb;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PasteOptions {
@@ -84,7 +84,7 @@ pub fn paste(frame: &mut Rgb, face: &AlignedFace, restored: &Rgb, opts: PasteOpt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::face::align::{FFHQ_512, Similarity, align};
+    use crate::align::{FFHQ_512, Similarity, align};
 
     /// A textured frame and a rotated, scaled face position inside it.
     fn scene() -> (Rgb, [[f32; 2]; 5]) {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::face::image::Rgb;
+use crate::frame::Rgb;
 
 #[derive(Debug, Default)]
 pub struct TemporalBlender {
@@ -34,12 +34,9 @@ impl TemporalBlender {
         self.previous.clear();
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.previous.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.previous.is_empty()
     }
 }
 

@@ -1,7 +1,6 @@
-//! Frames as the face pipeline sees them: interleaved RGB in f32 on the 0..255 scale, and the
-//! conversions to and from 8-bit pixels and the network's RGB in [-1, 1].
-
-use candle_core::{Device, Tensor};
+//! The frame: interleaved RGB in f32 on the 0..255 scale, as every step of the face pipeline
+//! sees it, with its conversions to and from 8-bit and packed video pixels, image files, and
+//! drawing. (To and from the network's tensors: `restore::batch`.)
 
 use crate::error::{Error, Result};
 
@@ -13,7 +12,9 @@ pub struct Rgb {
     pub data: Vec<f32>,
 }
 
-/// How 8-bit pixels are laid out in a buffer.
+/// How 8-bit pixels are laid out in a plain buffer (the tests' way to build frames; video
+/// frames come through [`PackedLayout`]).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelLayout {
     Rgb,
@@ -21,6 +22,7 @@ pub enum PixelLayout {
     Gray,
 }
 
+#[cfg(test)]
 impl PixelLayout {
     pub fn channels(self) -> usize {
         match self {
@@ -67,6 +69,7 @@ impl Rgb {
         Self { w, h, data: vec![0.0; w * h * 3] }
     }
 
+    #[cfg(test)]
     /// From 8-bit pixels (gray is replicated to three channels, alpha is ignored).
     pub fn from_u8(pixels: &[u8], w: usize, h: usize, layout: PixelLayout) -> Result<Self> {
         let ch = layout.channels();
@@ -116,6 +119,7 @@ impl Rgb {
         Ok(())
     }
 
+    #[cfg(test)]
     /// Writes the colour back into 8-bit pixels of the given layout, rounding and clamping;
     /// alpha is left as it is, gray gets the Rec. 601 luma.
     pub fn write_u8(&self, pixels: &mut [u8], layout: PixelLayout) -> Result<()> {
@@ -212,56 +216,9 @@ impl Rgb {
     }
 }
 
-/// Square RGB faces to the network's input: `(n, 3, s, s)` with values in [-1, 1].
-pub fn faces_to_tensor(faces: &[Rgb]) -> Result<Tensor> {
-    let s = faces.first().map(|f| f.w).ok_or_else(|| Error::Input("no faces".into()))?;
-    let mut data = Vec::with_capacity(faces.len() * 3 * s * s);
-    for face in faces {
-        if face.w != s || face.h != s {
-            return Err(Error::Input(format!("faces must all be {s}x{s}, got {}x{}", face.w, face.h)));
-        }
-        for k in 0..3 {
-            data.extend(face.data.chunks_exact(3).map(|p| p[k] / 127.5 - 1.0));
-        }
-    }
-    Ok(Tensor::from_vec(data, (faces.len(), 3, s, s), &Device::Cpu)?)
-}
-
-/// The network's output back to RGB faces on the 0..255 scale (clamped to that range, as the
-/// official code clamps to [-1, 1]).
-pub fn tensor_to_faces(t: &Tensor) -> Result<Vec<Rgb>> {
-    let (n, c, h, w) = t.dims4()?;
-    if c != 3 {
-        return Err(Error::Input(format!("expected 3 channels, got {c}")));
-    }
-    let planes = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    Ok((0..n)
-        .map(|i| {
-            let plane = |k: usize| &planes[(i * 3 + k) * h * w..][..h * w];
-            let (r, g, b) = (plane(0), plane(1), plane(2));
-            let data =
-                (0..h * w).flat_map(|p| [r[p], g[p], b[p]]).map(|v| (v.clamp(-1.0, 1.0) + 1.0) * 127.5).collect();
-            Rgb { w, h, data }
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn u8_round_trips_through_the_network_range() {
-        let pixels: Vec<u8> = (0..=255u8).flat_map(|v| [v, 255 - v, v / 2]).collect();
-        let img = Rgb::from_u8(&pixels, 16, 16, PixelLayout::Rgb).unwrap();
-        let t = faces_to_tensor(&[img.clone()]).unwrap();
-        let max = t.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
-        assert!(max <= 1.0);
-        let back = tensor_to_faces(&t).unwrap().remove(0);
-        let mut out = vec![0u8; pixels.len()];
-        back.write_u8(&mut out, PixelLayout::Rgb).unwrap();
-        assert_eq!(out, pixels);
-    }
 
     #[test]
     fn rgba_keeps_alpha_and_gray_replicates() {
@@ -284,15 +241,6 @@ mod tests {
     fn wrong_buffer_sizes_are_errors() {
         assert!(Rgb::from_u8(&[0; 5], 2, 1, PixelLayout::Rgb).is_err());
         assert!(Rgb::new(2, 2).write_u8(&mut [0; 3], PixelLayout::Rgb).is_err());
-    }
-
-    #[test]
-    fn network_output_is_clamped_and_rounded() {
-        let t = Tensor::from_vec(vec![-2.0f32, 0.0, 2.0], (1, 3, 1, 1), &Device::Cpu).unwrap();
-        let face = tensor_to_faces(&t).unwrap().remove(0);
-        let mut out = [0u8; 3];
-        face.write_u8(&mut out, PixelLayout::Rgb).unwrap();
-        assert_eq!(out, [0, 128, 255]);
     }
 
     #[test]

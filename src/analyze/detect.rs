@@ -12,8 +12,8 @@ use std::sync::OnceLock;
 use image::{GrayImage, imageops::FilterType};
 use rustface::{Detector, ImageData, Model};
 
-use super::image::Rgb;
 use crate::error::{Error, Result};
+use crate::frame::Rgb;
 
 static MODEL_BYTES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seeta_fd_frontal_v1.0.bin"));
 
@@ -123,7 +123,7 @@ impl FaceDetector {
         }
         let gray = GrayImage::from_fn(frame.w as u32, frame.h as u32, |x, y| {
             let p = frame.pixel(x as usize, y as usize);
-            image::Luma([super::image::to_u8(super::image::luma(p))])
+            image::Luma([crate::frame::to_u8(crate::frame::luma(p))])
         });
         let gray = if (w, h) == (gray.width(), gray.height()) {
             gray

@@ -4,13 +4,8 @@
 //! located in every frame. The five alignment points go through a One-Euro filter so that the
 //! aligned crop does not jitter when the face is still.
 
-use std::path::Path;
-
 use super::one_euro::OneEuro;
-use crate::error::Result;
-use crate::face::detect::{Detection, DetectorOptions};
-use crate::face::image::Rgb;
-use crate::face::pipeline::{Face, PhotoPipeline, PipelineOptions, five_points};
+use crate::analyze::{Detection, Face, five_points};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TrackerOptions {
@@ -89,12 +84,9 @@ impl Tracker {
         Self { opts, tracks: Vec::new(), next_id: 1, last_time: None }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.tracks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tracks.is_empty()
     }
 
     /// Matches a frame's detections to the tracks (greedy, best overlap first); unmatched
@@ -221,46 +213,6 @@ impl Tracker {
     }
 }
 
-/// Tracking with the networks: detection every few frames, landmarks every frame.
-pub struct FaceTracker {
-    pipeline: PhotoPipeline,
-    pub tracker: Tracker,
-    frames: u64,
-}
-
-impl FaceTracker {
-    pub fn new(
-        face_models: &Path,
-        detector: DetectorOptions,
-        tracker: TrackerOptions,
-        expressions: bool,
-    ) -> Result<Self> {
-        let opts = PipelineOptions { detector, expressions, ..Default::default() };
-        Ok(Self { pipeline: PhotoPipeline::new(face_models, opts)?, tracker: Tracker::new(tracker), frames: 0 })
-    }
-
-    pub fn pipeline_mut(&mut self) -> &mut PhotoPipeline {
-        &mut self.pipeline
-    }
-
-    /// The faces of the next frame, shown at `t` seconds.
-    pub fn step(&mut self, frame: &Rgb, t: f64) -> Result<Vec<TrackedFace>> {
-        if self.frames % u64::from(self.tracker.opts.detection_interval.max(1)) == 0 {
-            let dets = self.pipeline.detect(frame);
-            self.tracker.match_detections(&dets);
-        }
-        self.frames += 1;
-        let faces = self.pipeline.locate(frame, &self.tracker.boxes())?;
-        Ok(self.tracker.update(faces, t))
-    }
-
-    /// Starts over: the next frame is detected.
-    pub fn reset(&mut self) {
-        self.tracker.reset();
-        self.frames = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,7 +256,7 @@ mod tests {
             assert_eq!(t.len(), 1, "still followed after {round} misses");
         }
         t.match_detections(&[]);
-        assert!(t.is_empty());
+        assert_eq!(t.len(), 0);
     }
 
     #[test]

@@ -1,0 +1,72 @@
+//! Step: landmarks. A face box becomes a square crop around it, resized to the landmark net's
+//! input; the net's 68 points come back in frame coordinates, and GFP-GAN's five alignment
+//! points are taken from them.
+
+use candle_core::{Device, Tensor};
+
+use super::detect::Detection;
+use crate::align::{Similarity, warp};
+use crate::error::Result;
+use crate::faceapi::LANDMARK_INPUT_SIZE;
+use crate::frame::Rgb;
+
+/// The square a face's landmarks are looked for in, frame pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LandmarkBox {
+    pub x0: f32,
+    pub y0: f32,
+    pub side: f32,
+}
+
+impl LandmarkBox {
+    /// A square `scale` times the box's larger side, on the box's centre.
+    pub fn around(d: &Detection, scale: f32) -> Self {
+        let side = d.w.max(d.h) * scale;
+        let [cx, cy] = d.center();
+        Self { x0: cx - side / 2.0, y0: cy - side / 2.0, side }
+    }
+}
+
+/// The crops of `boxes` as the landmark and expression nets take them: `(n, 112, 112, 3)`,
+/// 0..255.
+pub fn crops(frame: &Rgb, boxes: &[LandmarkBox]) -> Result<Tensor> {
+    let size = LANDMARK_INPUT_SIZE;
+    let mut data = Vec::with_capacity(boxes.len() * size * size * 3);
+    for b in boxes {
+        let s = b.side / size as f32;
+        data.extend(warp(frame, &Similarity { a: s, b: 0.0, tx: b.x0, ty: b.y0 }, size).data);
+    }
+    Ok(Tensor::from_vec(data, (boxes.len(), size, size, 3), &Device::Cpu)?)
+}
+
+/// GFP-GAN's five points from the 68: eye centres (means of 36-41 and 42-47), nose tip (30),
+/// mouth corners (48, 54).
+pub fn five_points(l: &[[f32; 2]; 68]) -> [[f32; 2]; 5] {
+    let mean = |r: std::ops::Range<usize>| {
+        let n = r.len() as f32;
+        let s = l[r].iter().fold([0.0, 0.0], |a, p| [a[0] + p[0], a[1] + p[1]]);
+        [s[0] / n, s[1] / n]
+    };
+    [mean(36..42), mean(42..48), l[30], l[48], l[54]]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn five_points_are_eye_centres_nose_and_mouth_corners() {
+        let mut l = [[0.0f32; 2]; 68];
+        for (i, p) in l.iter_mut().enumerate() {
+            *p = [i as f32, 2.0 * i as f32];
+        }
+        let five = five_points(&l);
+        assert_eq!(five, [[38.5, 77.0], [44.5, 89.0], [30.0, 60.0], [48.0, 96.0], [54.0, 108.0]]);
+    }
+
+    #[test]
+    fn the_landmark_box_is_a_square_on_the_face_centre() {
+        let d = Detection { x: 10.0, y: 20.0, w: 40.0, h: 60.0, score: 5.0 };
+        assert_eq!(LandmarkBox::around(&d, 1.2), LandmarkBox { x0: -6.0, y0: 14.0, side: 72.0 });
+    }
+}

@@ -1,0 +1,13 @@
+//! The subcommands, one module each: its arguments and its `run`.
+
+pub mod analyze;
+pub mod bench;
+pub mod clip;
+mod common;
+pub mod convert;
+pub mod degrade;
+pub mod flicker;
+pub mod forward;
+pub mod init_random;
+pub mod inspect;
+pub mod restore;
