@@ -31,6 +31,7 @@ pub mod faceapi;
 pub mod frame;
 pub mod model;
 pub mod nhwc;
+pub mod npy;
 pub mod pipeline;
 pub mod restore;
 pub mod synth;

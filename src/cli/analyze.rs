@@ -5,7 +5,7 @@ use std::time::Instant;
 use gfpgan::analyze::{Face, FaceAnalyzer};
 use gfpgan::{Result, Rgb};
 
-use super::common::{PhotoArgs, for_each_photo, photo_json};
+use super::common::{PhotoArgs, for_each_photo, photo_json, photos};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,9 +14,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let opts = gfpgan::analyze::AnalyzerOptions { expressions: true, ..args.photos.analysis() };
+    let opts = gfpgan::analyze::AnalyzerOptions { expressions: true, ..args.photos.analysis()? };
     let mut analyzer = FaceAnalyzer::new(&args.photos.face_models, opts)?;
-    for_each_photo(&args.photos.inputs, |file, _| {
+    for_each_photo(&photos(&args.photos.inputs)?, |photo| {
+        let file = photo.path.as_path();
         let start = Instant::now();
         let faces = analyzer.analyze(&Rgb::open(file)?)?;
         let refs: Vec<&Face> = faces.iter().collect();

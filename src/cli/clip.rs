@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use gfpgan::Result;
 use gfpgan::synth::{Clip, ClipSpec};
 
+use super::common::Inputs;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -33,11 +35,13 @@ pub struct ClipArgs {
     pub frames: usize,
     #[arg(long, default_value_t = 4)]
     pub faces: usize,
+    // Negative numbers are taken as values (not flags) so that the check in the library
+    // reports them like any other bad value.
     /// Amplitude of the faces' slow drift, pixels.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 20.0)]
     pub motion: f32,
     /// Largest camera shake per frame, whole pixels.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2)]
     pub jitter: i32,
     /// Leave the faces sharp (no blur, downscale, noise, JPEG).
     #[arg(long)]
@@ -66,7 +70,11 @@ impl ClipArgs {
 
 /// Writes the clip's frames as `DIR/00000.png`, ... (gst-launch's multifilesrc reads them).
 fn write_clip(args: &ClipArgs, out: &Path) -> Result<()> {
-    args.build()?.write_frames(out)?;
+    let clip = args.build()?;
+    // A photo may sit in the output folder under a frame's name.
+    let inputs = Inputs::new(args.photos.iter().map(PathBuf::as_path));
+    (0..args.frames).try_for_each(|i| inputs.check(&out.join(format!("{i:05}.png"))))?;
+    clip.write_frames(out)?;
     eprintln!(
         "{} frames of {}x{} with {} face(s) -> {}",
         args.frames,

@@ -7,6 +7,7 @@ use clap::ValueEnum;
 
 use gfpgan::analyze::{AnalyzerOptions, Face};
 use gfpgan::faceapi::EXPRESSION_LABELS;
+use gfpgan::frame::write_atomically;
 use gfpgan::{Engine, Error, Restorer, Result};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -72,13 +73,13 @@ pub struct PhotoArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Smallest face, in pixels (below 40 the detector works on an upscaled copy, slower).
-    #[arg(long, default_value_t = 40.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 40.0)]
     pub min_face_size: f32,
     /// rustface score threshold (unbounded sums; higher finds fewer, surer faces).
-    #[arg(long, default_value_t = 3.85)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 3.85)]
     pub score_threshold: f64,
     /// Resize factor for detection (0.5 halves the work on large photos).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1.0)]
     pub detection_scale: f32,
     /// Only the face nearest the image centre.
     #[arg(long)]
@@ -89,29 +90,58 @@ pub struct PhotoArgs {
 }
 
 impl PhotoArgs {
-    pub fn analysis(&self) -> AnalyzerOptions {
+    /// The analyzer's options, after checking the numbers (NaN included).
+    pub fn analysis(&self) -> Result<AnalyzerOptions> {
+        let (m, t, s) = (self.min_face_size, self.score_threshold, self.detection_scale);
+        // Below 10 px the detector would work on an image upscaled more than 4x (40 / 10).
+        check_arg(m.is_finite() && m >= 10.0, "min-face-size", "a number of pixels >= 10", m)?;
+        check_arg(t.is_finite() && t > 0.0, "score-threshold", "a positive number", t)?;
+        check_arg(s.is_finite() && s > 0.0 && s <= 8.0, "detection-scale", "in (0, 8]", s)?;
         let mut opts = AnalyzerOptions { only_center_face: self.only_center_face, ..Default::default() };
         opts.detector.min_face_size = self.min_face_size;
         opts.detector.score_threshold = self.score_threshold;
         opts.detector.scale = self.detection_scale;
-        opts
+        Ok(opts)
     }
 }
 
-/// Runs `job` on every photo among `inputs` (a progress bar when there are many), printing its
-/// summary line; a failing photo is reported and the others still run; the result says how many
-/// failed.
-pub fn for_each_photo(inputs: &[PathBuf], mut job: impl FnMut(&Path, &str) -> Result<String>) -> Result<()> {
+/// An input photo and the name its outputs take (its stem, made unique among the inputs).
+pub struct Photo {
+    pub path: PathBuf,
+    pub name: String,
+}
+
+/// The photos among `inputs` (folders expanded) with distinct output names: two inputs with the
+/// same stem (`a.jpg` and `a.png`, or `x/a.jpg` and `y/a.jpg`) would otherwise write the same
+/// `a.png`, so the second becomes `a-2`, and so on (compared without case, for file systems
+/// that ignore it).
+pub fn photos(inputs: &[PathBuf]) -> Result<Vec<Photo>> {
+    let mut used = std::collections::HashSet::new();
     let files = image_files(inputs)?;
-    let bar = if files.len() > 3 {
-        indicatif::ProgressBar::new(files.len() as u64)
+    Ok(files
+        .into_iter()
+        .map(|path| {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = std::iter::once(stem.clone())
+                .chain((2..).map(|i| format!("{stem}-{i}")))
+                .find(|n| used.insert(n.to_lowercase()))
+                .expect("an unused name");
+            Photo { path, name }
+        })
+        .collect())
+}
+
+/// Runs `job` on every photo (a progress bar when there are many), printing its summary line;
+/// a failing photo is reported and the others still run; the result says how many failed.
+pub fn for_each_photo(photos: &[Photo], mut job: impl FnMut(&Photo) -> Result<String>) -> Result<()> {
+    let bar = if photos.len() > 3 {
+        indicatif::ProgressBar::new(photos.len() as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
     let mut failed = 0;
-    for file in &files {
-        let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        match job(file, &name) {
+    for photo in photos {
+        match job(photo) {
             Ok(line) => bar.suspend(|| println!("{line}")),
             Err(e) => {
                 failed += 1;
@@ -122,7 +152,7 @@ pub fn for_each_photo(inputs: &[PathBuf], mut job: impl FnMut(&Path, &str) -> Re
     }
     bar.finish_and_clear();
     if failed > 0 {
-        return Err(Error::Input(format!("{failed} of {} file(s) failed", files.len())));
+        return Err(Error::Input(format!("{failed} of {} file(s) failed", photos.len())));
     }
     Ok(())
 }
@@ -174,26 +204,53 @@ pub fn photo_json(file: &Path, faces: &[&Face], seconds: f64) -> serde_json::Val
     serde_json::json!({ "file": file.display().to_string(), "faces": faces, "seconds": seconds })
 }
 
-/// An `(N, 3, S, S)`-style float32 `.npy` array.
-pub fn read_npy(path: &Path) -> Result<Tensor> {
-    if !path.exists() {
-        return Err(Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)));
-    }
-    let t = Tensor::read_npy(path)
-        .map_err(|e| Error::format(path, format!("not a readable .npy array: {}", gfpgan::error::first_line(&e))))?;
-    if t.dtype() != DType::F32 {
-        return Err(Error::format(path, format!("array has dtype {:?}, expected float32", t.dtype())));
-    }
-    Ok(t)
-}
-
-/// `(N, 3, S, S)` faces for `restorer`, read from `path`.
+/// `(N, 3, S, S)` faces for `restorer`, read from `path` (a float32 `.npy`; see `gfpgan::npy`).
 pub fn read_faces(path: &Path, restorer: &Restorer) -> Result<Tensor> {
-    let faces = read_npy(path)?;
+    let faces = gfpgan::npy::read(path)?;
     restorer.check_input(faces.dims()).map_err(|e| Error::format(path, e.to_string()))?;
     Ok(faces)
 }
 
-pub fn write_npy(t: &Tensor, path: &Path) -> Result<()> {
-    t.write_npy(path).map_err(|e| Error::format(path, format!("cannot write: {}", gfpgan::error::first_line(&e))))
+/// A number argument outside what the command can use: a one-line error naming the option.
+/// (Checked here rather than by clap so that the error reads like every other and exits 1.)
+pub fn check_arg(ok: bool, option: &str, want: &str, got: impl std::fmt::Display) -> Result<()> {
+    if ok { Ok(()) } else { Err(Error::Input(format!("--{option} must be {want}, got {got}"))) }
+}
+
+/// Writes `text` to `path` atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    write_atomically(path, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(path, e)))
+}
+
+/// The files a command reads, so that none of its outputs replaces one of them: paths are
+/// compared resolved (`./x.png`, `x.png` and a link to it are the same file).
+pub struct Inputs(Vec<PathBuf>);
+
+impl Inputs {
+    pub fn new<'a>(paths: impl IntoIterator<Item = &'a Path>) -> Self {
+        Self(paths.into_iter().filter_map(resolved).collect())
+    }
+
+    /// An error when writing `output` would replace one of the inputs.
+    pub fn check(&self, output: &Path) -> Result<()> {
+        match resolved(output) {
+            Some(out) if self.0.contains(&out) => Err(Error::Input(format!(
+                "{} would replace an input file ({}); choose another output",
+                output.display(),
+                out.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `path` with links and `.`/`..` resolved; for a file that does not exist yet, its folder is
+/// resolved instead (it cannot be an input then, but a folder written differently can match).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = path.canonicalize() {
+        return Some(p);
+    }
+    let name = path.file_name()?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Some(dir.canonicalize().ok()?.join(name))
 }

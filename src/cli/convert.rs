@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use candle_core::DType;
+use gfpgan::frame::write_atomically;
 use gfpgan::{Checkpoint, Result};
 
-use super::common::Precision;
+use super::common::{Inputs, Precision};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,8 +17,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // `convert X X` (or `./X`) would replace the checkpoint with its own conversion.
+    Inputs::new([args.input.as_path()]).check(&args.output)?;
     let ckpt = Checkpoint::load(&args.input)?;
-    ckpt.save_safetensors(&args.output, args.dtype.into())?;
+    write_atomically(&args.output, |tmp| ckpt.save_safetensors(tmp, args.dtype.into()))?;
     eprintln!("wrote {} ({} tensors, {:?})", args.output.display(), ckpt.tensors.len(), DType::from(args.dtype));
     Ok(())
 }

@@ -77,11 +77,17 @@ impl WeightMap {
         let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
         let groups: Vec<Group> = serde_json::from_str(&quote_numbers(&text))
             .map_err(|e| Error::format(manifest, format!("not a TF.js weights manifest: {e}")))?;
+        groups.iter().try_for_each(|g| no_control_characters(manifest, g))?;
         let dir = manifest.parent().unwrap_or(Path::new("."));
         let mut tensors = HashMap::new();
         for group in &groups {
-            let data = read_shards(manifest, dir, &group.paths)?;
-            decode_group(manifest, group, &data, &mut tensors)?;
+            // Sizes first: the shards must hold exactly what the manifest declares before
+            // anything is read or allocated.
+            let plan = plan_group(manifest, group)?;
+            let shards = shard_files(manifest, dir, &group.paths)?;
+            check_size(manifest, group, &plan, shards.iter().map(|(_, len)| len).sum())?;
+            let data = read_shards(&shards, plan.total)?;
+            decode_group(manifest, plan, &data, &mut tensors)?;
         }
         Ok(WeightMap { manifest: manifest.to_path_buf(), tensors })
     }
@@ -126,27 +132,68 @@ impl WeightMap {
     }
 }
 
-/// Concatenates a group's shard files.
-fn read_shards(manifest: &Path, dir: &Path, paths: &[String]) -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    for p in paths {
-        // tfjs resolves shard paths as URLs relative to the manifest; stay inside its folder.
-        let rel = Path::new(p);
-        if p.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
-            return Err(Error::format(manifest, format!("shard path `{p}` is not a plain relative path")));
+/// A group's shard files (inside the manifest's folder) with their sizes.
+/// No string of the manifest has control characters: none is valid in a name, path, dtype or
+/// number, and the errors below quote them (an error is one line).
+fn no_control_characters(manifest: &Path, group: &Group) -> Result<()> {
+    let mut texts: Vec<&String> = group.paths.iter().collect();
+    for w in &group.weights {
+        texts.extend([&w.name, &w.dtype]);
+        texts.extend(&w.shape);
+        if let Some(q) = &w.quantization {
+            texts.extend([Some(&q.dtype), q.scale.as_ref(), q.min.as_ref()].into_iter().flatten());
         }
-        let path = dir.join(rel);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        data.extend_from_slice(&bytes);
+    }
+    match texts.into_iter().find(|t| t.chars().any(char::is_control)) {
+        Some(t) => Err(Error::format(manifest, format!("control character in the manifest string {t:?}"))),
+        None => Ok(()),
+    }
+}
+
+fn shard_files(manifest: &Path, dir: &Path, paths: &[String]) -> Result<Vec<(PathBuf, u64)>> {
+    paths
+        .iter()
+        .map(|p| {
+            // tfjs resolves shard paths as URLs relative to the manifest; stay inside its folder.
+            let rel = Path::new(p);
+            if p.is_empty() || !rel.components().all(|c| matches!(c, Component::Normal(_))) {
+                return Err(Error::format(manifest, format!("shard path `{p}` is not a plain relative path")));
+            }
+            let path = dir.join(rel);
+            let len = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
+            Ok((path, len))
+        })
+        .collect()
+}
+
+/// Concatenates a group's shard files, whose sizes add up to `total` (checked by [`check_size`]).
+fn read_shards(shards: &[(PathBuf, u64)], total: usize) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    data.try_reserve_exact(total).map_err(|_| Error::Input(format!("cannot allocate {total} bytes of weights")))?;
+    for (path, _) in shards {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        std::io::Read::read_to_end(&mut file, &mut data).map_err(|e| Error::io(path, e))?;
     }
     Ok(data)
 }
 
-fn decode_group(manifest: &Path, group: &Group, data: &[u8], out: &mut HashMap<String, Tensor>) -> Result<()> {
-    let shards = group.paths.join(" + ");
-    // Describe every tensor first, so a truncated or mismatched shard is reported as such
-    // (with sizes) before anything is decoded or allocated.
-    let mut plan = Vec::with_capacity(group.weights.len());
+/// One tensor of a group: where it is in the shard bytes and how it is stored.
+struct Planned<'a> {
+    entry: &'a Entry,
+    shape: Vec<usize>,
+    storage: Storage,
+    size: usize,
+}
+
+/// A group's tensors in manifest order, with the bytes they need together.
+struct Plan<'a> {
+    tensors: Vec<Planned<'a>>,
+    total: usize,
+}
+
+/// Describes every tensor of a group from the manifest alone, with overflow-checked sizes.
+fn plan_group<'a>(manifest: &Path, group: &'a Group) -> Result<Plan<'a>> {
+    let mut tensors = Vec::with_capacity(group.weights.len());
     let mut total: usize = 0;
     for w in &group.weights {
         let bad = |msg: String| Error::format(manifest, format!("tensor `{}`: {msg}", w.name));
@@ -160,21 +207,35 @@ fn decode_group(manifest: &Path, group: &Group, data: &[u8], out: &mut HashMap<S
         let storage = storage(w).map_err(bad)?;
         let size = count.checked_mul(storage.bytes_per_element()).ok_or_else(|| bad("shape too large".into()))?;
         total = total.checked_add(size).ok_or_else(|| bad("shape too large".into()))?;
-        plan.push((w, shape, storage, size));
+        tensors.push(Planned { entry: w, shape, storage, size });
     }
-    if data.len() != total {
-        let what = if data.len() < total { "truncated" } else { "has unexpected trailing bytes" };
-        return Err(Error::format(
-            manifest,
-            format!(
-                "shard {shards} {what}: {} bytes, the manifest's {} tensors need {total}",
-                data.len(),
-                group.weights.len()
-            ),
-        ));
+    Ok(Plan { tensors, total })
+}
+
+/// The shards must hold exactly the bytes the manifest's tensors need: a truncated or
+/// mismatched shard is reported with both sizes.
+fn check_size(manifest: &Path, group: &Group, plan: &Plan, have: u64) -> Result<()> {
+    let total = plan.total as u64;
+    if have == total {
+        return Ok(());
+    }
+    let what = if have < total { "truncated" } else { "has unexpected trailing bytes" };
+    Err(Error::format(
+        manifest,
+        format!(
+            "shard {} {what}: {have} bytes, the manifest's {} tensors need {total}",
+            group.paths.join(" + "),
+            group.weights.len()
+        ),
+    ))
+}
+
+fn decode_group(manifest: &Path, plan: Plan, data: &[u8], out: &mut HashMap<String, Tensor>) -> Result<()> {
+    if data.len() != plan.total {
+        return Err(Error::format(manifest, "a shard changed size while being read"));
     }
     let mut offset = 0;
-    for (w, shape, storage, size) in plan {
+    for Planned { entry: w, shape, storage, size } in plan.tensors {
         let bytes = &data[offset..offset + size];
         offset += size;
         let values: Vec<f32> = match storage {

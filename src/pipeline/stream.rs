@@ -102,12 +102,26 @@ enum Job {
     Reset,
 }
 
+/// What the network thread needs of a frame once it is analysed: not its pixels, which are let
+/// go of as soon as the faces are aligned (frames waiting for a slow network hold their aligned
+/// faces only).
+struct Analysed {
+    seq: u64,
+    tuning: Tuning,
+}
+
 enum Analyzed {
-    Frame(FrameJob, Result<Vec<FaceResult>>),
+    Frame(Analysed, Result<Vec<FaceResult>>),
     Reset,
     /// The analysis thread failed (a panic); passed on to the caller.
     Failed(Error),
 }
+
+/// Called on the network thread before each pass with the frame number of each face in it; an
+/// error fails the pass as the network's own would. For tests that need a pass to fail, panic or
+/// wait at a known point; `None` (what `start` passes) costs one branch per pass.
+#[doc(hidden)]
+pub type PassHook = Arc<dyn Fn(&[u64]) -> Result<()> + Send + Sync>;
 
 /// The worker threads, as their errors name them.
 const ANALYSIS: &str = "face analysis";
@@ -142,6 +156,17 @@ impl StreamRestorer {
     /// Starts the threads. `restorer: None` tracks without restoring. Fails (with the threads
     /// stopped) when the face models cannot be loaded.
     pub fn start(face_models: PathBuf, restorer: Option<Arc<Restorer>>, tuning: Tuning) -> Result<Self> {
+        Self::start_with_pass_hook(face_models, restorer, tuning, None)
+    }
+
+    /// `start` with a hook run before every network pass (tests only).
+    #[doc(hidden)]
+    pub fn start_with_pass_hook(
+        face_models: PathBuf,
+        restorer: Option<Arc<Restorer>>,
+        tuning: Tuning,
+        hook: Option<PassHook>,
+    ) -> Result<Self> {
         let (job_tx, job_rx) = unbounded::<Job>();
         let (analyzed_tx, analyzed_rx) = unbounded::<Analyzed>();
         let (result_tx, result_rx) = unbounded();
@@ -171,7 +196,7 @@ impl StreamRestorer {
             NETWORK,
             "facerestore-network",
             move |e| drop(failed.send(Err(e))),
-            move || restoration_loop(restorer, &cancel, analyzed_rx, result_tx),
+            move || restoration_loop(restorer, hook, &cancel, analyzed_rx, result_tx),
         )?;
         let this = Self { jobs: Some(job_tx), results: result_rx, cancel_below, threads: vec![analysis, restoration] };
         match ready_rx.recv() {
@@ -196,8 +221,9 @@ impl StreamRestorer {
         self.jobs.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())
     }
 
-    /// Frames numbered below `seq` that the workers have not reached are skipped (their results
-    /// come back empty and marked cancelled).
+    /// Frames numbered below `seq` are skipped from the next step on (their results come back
+    /// empty and marked cancelled): the analysis thread skips them, and the network thread
+    /// checks before every pass, so a frame with many faces stops after the pass in progress.
     pub fn cancel_below(&self, seq: u64) {
         self.cancel_below.fetch_max(seq, Ordering::SeqCst);
     }
@@ -237,10 +263,13 @@ fn analysis_loop(
                 tracker.reset();
                 Analyzed::Reset
             }
-            Job::Frame(job) if job.seq < cancel_below.load(Ordering::SeqCst) => Analyzed::Frame(job, Ok(Vec::new())),
+            Job::Frame(job) if job.seq < cancel_below.load(Ordering::SeqCst) => {
+                Analyzed::Frame(Analysed { seq: job.seq, tuning: job.tuning }, Ok(Vec::new()))
+            }
             Job::Frame(job) => {
-                let faces = analyze(&mut tracker, &job, size);
-                Analyzed::Frame(job, faces)
+                let faces =
+                    analyze(&mut tracker, &job, size).map_err(|e| Error::Frame { frame: job.seq, source: Arc::new(e) });
+                Analyzed::Frame(Analysed { seq: job.seq, tuning: job.tuning }, faces)
             }
         };
         if out.send(msg).is_err() {
@@ -270,6 +299,7 @@ fn analyze(tracker: &mut FaceTracker, job: &FrameJob, size: Option<usize>) -> Re
 
 fn restoration_loop(
     restorer: Option<Arc<Restorer>>,
+    hook: Option<PassHook>,
     cancel_below: &AtomicU64,
     analyzed: Receiver<Analyzed>,
     out: Sender<Result<FrameResult>>,
@@ -296,7 +326,7 @@ fn restoration_loop(
                 Err(_) => break,
             }
         }
-        let mut frames: Vec<(FrameJob, Result<Vec<FaceResult>>)> = Vec::new();
+        let mut frames: Vec<(Analysed, Result<Vec<FaceResult>>)> = Vec::new();
         let (mut reset_after, mut failure) = (false, None);
         for a in group {
             match a {
@@ -305,18 +335,20 @@ fn restoration_loop(
                 Analyzed::Failed(e) => failure = Some(e),
             }
         }
-        if let Some(restorer) = &restorer {
-            let threshold = cancel_below.load(Ordering::SeqCst);
-            if let Err(e) = restore_frames(restorer, &mut frames, threshold, batch_size, &mut blender) {
-                // Every frame of the batch failed with it, each told so with its number.
-                let source = Arc::new(e);
-                for (job, faces) in &mut frames {
-                    *faces = Err(Error::Frame { frame: job.seq, source: source.clone() });
-                }
+        if let Some(restorer) = &restorer
+            && let Err(e) = restore_frames(restorer, hook.as_ref(), &mut frames, cancel_below, batch_size, &mut blender)
+        {
+            // Every frame of the batch failed with it, each told so with its number.
+            let source = Arc::new(e);
+            for (job, faces) in &mut frames {
+                *faces = Err(Error::Frame { frame: job.seq, source: source.clone() });
             }
         }
         for (job, faces) in frames {
+            // A cancelled frame comes back empty, whatever happened to it (nobody waits for it,
+            // nor for its error).
             let cancelled = job.seq < cancel_below.load(Ordering::SeqCst);
+            let faces = if cancelled { Ok(Vec::new()) } else { faces };
             let result = faces.map(|faces| FrameResult { seq: job.seq, faces, cancelled });
             if out.send(result).is_err() {
                 return;
@@ -331,40 +363,63 @@ fn restoration_loop(
     }
 }
 
-/// Runs the aligned faces of `frames` through the network, one track's noise per face, and
-/// blends each with its track's previous result.
+/// Runs the aligned faces of `frames` through the network, one track's noise per face, in
+/// passes of `batch_size` faces, and blends each with its track's previous result. Before every
+/// pass the faces of frames cancelled meanwhile are dropped, so a stop or a flushing seek waits
+/// for the pass in progress only.
 fn restore_frames(
     restorer: &Restorer,
-    frames: &mut [(FrameJob, Result<Vec<FaceResult>>)],
-    cancel_below: u64,
+    hook: Option<&PassHook>,
+    frames: &mut [(Analysed, Result<Vec<FaceResult>>)],
+    cancel_below: &AtomicU64,
     batch_size: usize,
     blender: &mut TemporalBlender,
 ) -> Result<()> {
     let mut slots: Vec<(usize, usize)> = Vec::new();
-    for (i, (job, faces)) in frames.iter().enumerate() {
-        if let (Ok(faces), true) = (faces, job.seq >= cancel_below) {
+    for (i, (_, faces)) in frames.iter().enumerate() {
+        if let Ok(faces) = faces {
             slots.extend((0..faces.len()).filter(|&k| faces[k].aligned.is_some()).map(|k| (i, k)));
         }
     }
-    let (crops, seeds): (Vec<Rgb>, Vec<u64>) = slots
-        .iter()
-        .filter_map(|&(i, k)| {
-            let face = &frames[i].1.as_ref().ok()?[k];
-            Some((face.aligned.as_ref()?.crop.clone(), face.track_id))
-        })
-        .unzip();
-    let restored = restore_crops(restorer, &crops, batch_size, FaceNoise::PerFace(&seeds))?;
-    // Blend in frame order so that each track's history runs forwards in time.
-    let mut restored = restored.into_iter();
-    for &(i, k) in &slots {
-        let (job, faces) = &mut frames[i];
-        if let (Ok(faces), Some(mut face)) = (faces, restored.next()) {
-            blender.blend(faces[k].track_id, &mut face, job.tuning.temporal_smoothing);
-            faces[k].restored = Some(face);
+    let (mut next, mut newest) = (0, None);
+    while next < slots.len() {
+        // Frames come in order and cancelling raises a threshold: the cancelled faces are the
+        // first ones left.
+        let threshold = cancel_below.load(Ordering::SeqCst);
+        while next < slots.len() && frames[slots[next].0].0.seq < threshold {
+            next += 1;
+        }
+        let pass = &slots[next..(next + batch_size).min(slots.len())];
+        if pass.is_empty() {
+            break;
+        }
+        next += pass.len();
+        let (mut crops, mut seeds, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
+        for &(i, k) in pass {
+            let (job, faces) = &frames[i];
+            if let Ok(faces) = faces {
+                let face = &faces[k];
+                crops.push(face.aligned.as_ref().expect("slots have aligned faces").crop.clone());
+                seeds.push(face.track_id);
+                seqs.push(job.seq);
+            }
+        }
+        if let Some(hook) = hook {
+            hook(&seqs)?;
+        }
+        let restored = restore_crops(restorer, &crops, batch_size, FaceNoise::PerFace(&seeds))?;
+        // Blend in frame order so that each track's history runs forwards in time.
+        for (&(i, k), mut face) in pass.iter().zip(restored) {
+            let (job, faces) = &mut frames[i];
+            if let Ok(faces) = faces {
+                blender.blend(faces[k].track_id, &mut face, job.tuning.temporal_smoothing);
+                faces[k].restored = Some(face);
+            }
+            newest = Some(i);
         }
     }
     // Tracks absent from the newest restored frame have ended.
-    if let Some((_, Ok(faces))) = slots.last().map(|&(i, _)| &frames[i]) {
+    if let Some((_, Ok(faces))) = newest.map(|i| &frames[i]) {
         let live: Vec<u64> = faces.iter().map(|f| f.track_id).collect();
         blender.retain(|id| live.contains(&id));
     }

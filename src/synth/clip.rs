@@ -47,6 +47,29 @@ impl Default for ClipSpec {
     }
 }
 
+impl ClipSpec {
+    /// Sizes a frame can be built from (each frame is allocated whole, so the size is capped as
+    /// for decoded images) and numbers that draw sensible random values (NaN draws nothing).
+    pub fn validate(&self) -> Result<()> {
+        let check = |ok: bool, name: &str, want: &str, got: &dyn std::fmt::Display| {
+            if ok { Ok(()) } else { Err(Error::Input(format!("clip {name} must be {want}, got {got}"))) }
+        };
+        let side = 64..=crate::frame::MAX_SIDE as usize;
+        check(side.contains(&self.width), "width", "in 64..=16384", &self.width)?;
+        check(side.contains(&self.height), "height", "in 64..=16384", &self.height)?;
+        check((1..=MAX_FRAMES).contains(&self.frames), "frames", &format!("in 1..={MAX_FRAMES}"), &self.frames)?;
+        check((1..=MAX_FACES).contains(&self.faces), "faces", &format!("in 1..={MAX_FACES}"), &self.faces)?;
+        check(self.fps.is_finite() && self.fps > 0.0, "fps", "positive", &self.fps)?;
+        check((0.0..=16384.0).contains(&self.motion), "motion", "in 0..=16384 pixels", &self.motion)?;
+        check((0..=1024).contains(&self.jitter), "jitter", "in 0..=1024 pixels", &self.jitter)
+    }
+}
+
+/// Most frames and faces of a clip (each frame's camera shake and each face's sprite are made
+/// up front).
+pub const MAX_FRAMES: usize = 1_000_000;
+pub const MAX_FACES: usize = 1024;
+
 /// A face placed in the clip: its sprite (face and surroundings, about twice the face box) and
 /// where its centre sits on the grid.
 struct Placed {
@@ -72,8 +95,9 @@ impl Clip {
     /// Builds a clip from photos (faces are taken in order, photo after photo, and reused
     /// when the photos hold fewer than `spec.faces`).
     pub fn new(photos: &[&Path], spec: ClipSpec) -> Result<Self> {
-        if spec.width < 64 || spec.height < 64 || spec.faces == 0 || photos.is_empty() {
-            return Err(Error::Input("a clip needs at least 64x64 pixels, one face and one photo".into()));
+        spec.validate()?;
+        if photos.is_empty() {
+            return Err(Error::Input("a clip needs at least one photo".into()));
         }
         let mut detector = FaceDetector::new(DetectorOptions::default())?;
         let mut sources = Vec::new();

@@ -91,14 +91,15 @@ fn gaussian_kernel(size: usize, (sx, sy): (f32, f32), angle: f32) -> Vec<f32> {
     k
 }
 
-/// Index with reflection about the border pixel (OpenCV's BORDER_REFLECT_101).
+/// Index with reflection about the border pixel (OpenCV's BORDER_REFLECT_101). A one-pixel
+/// row or column has nothing to reflect (its period would be 0): every index is that pixel.
 fn reflect(i: isize, n: usize) -> usize {
-    let n = n as isize;
-    let mut i = i;
-    while i < 0 || i >= n {
-        i = if i < 0 { -i } else { 2 * (n - 1) - i };
+    if n <= 1 {
+        return 0;
     }
-    i as usize
+    let period = 2 * (n as isize - 1);
+    let i = i.rem_euclid(period);
+    (if i < n as isize { i } else { period - i }) as usize
 }
 
 fn blur(img: &Rgb, kernel: &[f32], size: usize) -> Rgb {
@@ -219,5 +220,16 @@ mod tests {
         let (out, d) = degrade(&pattern(), &opts, 1).unwrap();
         assert!(d.gray);
         assert!(out.data.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    }
+
+    #[test]
+    fn reflection_matches_opencv_and_one_pixel_lines_terminate() {
+        let got: Vec<usize> = (-5..9).map(|i| reflect(i, 4)).collect();
+        assert_eq!(got, [1, 2, 3, 2, 1, 0, 1, 2, 3, 2, 1, 0, 1, 2]);
+        assert_eq!((reflect(-20, 1), reflect(7, 1), reflect(-41, 2)), (0, 0, 1));
+        for (w, h) in [(1, 1), (1, 7), (7, 1)] {
+            let (out, _) = degrade(&Rgb::new(w, h), &DegradeOptions::default(), 3).unwrap();
+            assert_eq!((out.w, out.h), (w, h));
+        }
     }
 }

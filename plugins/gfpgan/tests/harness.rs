@@ -363,8 +363,9 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
     let e = gst::ElementFactory::make("facerestore").build().unwrap();
     let ours: Vec<gst::glib::ParamSpec> =
         e.list_properties().iter().filter(|p| p.owner_type() == e.type_()).cloned().collect();
-    assert_eq!(ours.len(), 13, "the element's own properties");
-    for pspec in &ours {
+    assert_eq!(ours.len(), 14, "the element's own properties");
+    // Every one but the read-only `stats`.
+    for pspec in ours.iter().filter(|p| p.flags().contains(gst::glib::ParamFlags::WRITABLE)) {
         let (default, value) = (pspec.default_value(), e.property_value(pspec.name()));
         assert!(
             GstValueExt::eq(default, &value),
@@ -509,4 +510,137 @@ fn stopping_wakes_a_push_waiting_for_a_slow_result() {
     assert_eq!(pusher.join().unwrap(), Err(gst::FlowError::Flushing));
     assert_eq!(finished_frames(&bus), 0, "the push waited for frame 0's result instead of leaving on stop");
     assert!(stopping.join().unwrap().is_ok());
+}
+
+/// A `stats` field of the element.
+fn stat(h: &Harness, field: &str) -> u64 {
+    let s = h.element().unwrap().property::<gst::Structure>("stats");
+    s.get::<u32>(field).map(u64::from).or_else(|_| s.get::<u64>(field)).unwrap()
+}
+
+#[test]
+fn live_passthrough_keeps_the_frames_given_to_the_workers_bounded_however_slow_they_are() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
+    // Each slow frame takes the workers seconds; twelve are pushed far faster than that.
+    let frame = slow_frame();
+    let props = [
+        ("batch-size", 1u32.to_value()),
+        ("min-face-size", 10f32.to_value()),
+        ("live-policy", gstgfpgan::LivePolicy::Passthrough.to_value()),
+    ];
+    let mut h = harness(&props, VideoFormat::Rgbx, 1920, 1080);
+    let mut out = 0;
+    for i in 0..12 {
+        assert_eq!(h.push(stamp(frame.clone(), i)), Ok(gst::FlowSuccess::Ok));
+        while h.try_pull().is_some() {
+            out += 1;
+        }
+        // batch-size 1: two frames held, four given to the workers at most.
+        assert!(stat(&h, "held") <= 2, "frame {i}: {} held", stat(&h, "held"));
+        assert!(stat(&h, "in-workers") <= 4, "frame {i}: {} frames with the workers", stat(&h, "in-workers"));
+    }
+    out += finish(&mut h).len();
+    assert_eq!(out, 12, "no frame is dropped");
+}
+
+#[test]
+fn a_variable_frame_rate_flows_and_its_latency_comes_from_the_buffers() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
+    init();
+    let clip = clip(320, 240, 1, 6);
+    let props = [("batch-size", 1u32.to_value()), ("live-policy", gstgfpgan::LivePolicy::Passthrough.to_value())];
+    let mut h = Harness::with_element(&element(&props), Some("sink"), Some("src"));
+    // framerate=0/1, as RTSP sources negotiate.
+    let info = gst_video::VideoInfo::builder(VideoFormat::Rgbx, 320, 240).fps(gst::Fraction::new(0, 1)).build();
+    h.set_src_caps(info.unwrap().to_caps().unwrap());
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(10));
+    assert!(h.query_latency().is_some(), "answered before any buffer (an assumed rate)");
+    let mut out = Vec::new();
+    for i in 0..6 {
+        h.push(stamp(buffer(&clip.frame(i), VideoFormat::Rgbx), i as u64)).unwrap();
+        while let Some(b) = h.try_pull() {
+            out.push(b);
+        }
+    }
+    // The buffers last 40 ms: two frames held (batch-size 1), plus upstream's 10 ms.
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(90)));
+    let latency_messages = std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Latency])).count();
+    assert_eq!(latency_messages, 1, "the pipeline is told once the frame duration is known");
+    out.extend(finish(&mut h));
+    let pts: Vec<u64> = out.iter().map(|b| b.pts().unwrap().mseconds()).collect();
+    assert_eq!(pts, [0, 40, 80, 120, 160, 200], "every frame leaves, in order");
+}
+
+#[test]
+fn the_allocation_query_adds_the_buffers_held_to_the_pool() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
+    let h = harness(&[("batch-size", 3u32.to_value())], VideoFormat::Rgbx, 320, 240);
+    let caps = caps(VideoFormat::Rgbx, 320, 240);
+    let mut q = gst::query::Allocation::new(Some(&caps), true);
+    assert!(h.srcpad().unwrap().peer_query(&mut q), "the element answers");
+    // The harness downstream proposes no pool: the element proposes one holding its frames.
+    let pools: Vec<_> = q.allocation_pools().map(|(_, size, min, max)| (size, min, max)).collect();
+    assert_eq!(pools, [(320 * 240 * 4, 4, 0)], "batch-size 3: four buffers held");
+}
+
+#[test]
+fn the_drain_query_pushes_out_every_held_frame_before_it_is_answered() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
+    // Slow frames, held (batch-size 8) while the workers take seconds over each.
+    let frame = slow_frame();
+    let props = [("batch-size", 8u32.to_value()), ("min-face-size", 10f32.to_value())];
+    let mut h = harness(&props, VideoFormat::Rgbx, 1920, 1080);
+    for i in 0..2 {
+        assert_eq!(h.push(stamp(frame.clone(), i)), Ok(gst::FlowSuccess::Ok));
+    }
+    assert!(h.srcpad().unwrap().peer_query(&mut gst::query::Drain::new()));
+    let mut pts = Vec::new();
+    while let Some(b) = h.try_pull() {
+        assert!(!faces(&b).is_empty(), "with their faces");
+        pts.push(b.pts().unwrap().mseconds());
+    }
+    assert_eq!(pts, [0, 40], "both frames were out when the query returned");
+    while let Some(e) = h.try_pull_event() {
+        assert_ne!(e.type_(), gst::EventType::Eos, "a drain is not the end of the stream");
+    }
+}
+
+#[test]
+fn a_failed_frame_is_reported_with_its_number_and_the_stream_goes_on() {
+    let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
+    // Face models without the expression net: the frame that asks for expressions fails.
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["face_landmark_68_model-weights_manifest.json", "face_landmark_68_model.bin"] {
+        std::os::unix::fs::symlink(std::path::Path::new(&face_models()).join(f), dir.path().join(f)).unwrap();
+    }
+    let props = [("face-models", dir.path().display().to_string().to_value()), ("batch-size", 1u32.to_value())];
+    let mut h = harness(&props, VideoFormat::Rgbx, 320, 240);
+    let bus = gst::Bus::new();
+    let element = h.element().unwrap();
+    element.set_bus(Some(&bus));
+    let clip = clip(320, 240, 1, 6);
+    let mut errors = 0;
+    for i in 0..6 {
+        element.set_property("expression", i == 2);
+        errors += h.push(stamp(buffer(&clip.frame(i), VideoFormat::Rgbx), i as u64)).is_err() as usize;
+    }
+    let out = finish(&mut h);
+    assert!(errors <= 1, "only the push that met the failure returns it");
+    let pts: Vec<u64> = out.iter().map(|b| b.pts().unwrap().mseconds() / 40).collect();
+    assert_eq!(pts, [0, 1, 2, 3, 4, 5], "the failed frame leaves too, in its place");
+    assert!(faces(&out[2]).is_empty(), "the failed frame leaves untouched");
+    assert!(out[3..].iter().all(|b| faces(b).len() == 1), "the frames after it are tracked again");
+    let messages: Vec<String> = std::iter::from_fn(|| bus.pop_filtered(&[gst::MessageType::Error]))
+        .map(|m| match m.view() {
+            gst::MessageView::Error(e) => e.error().to_string(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].starts_with("face restoration failed: frame 2: "), "{}", messages[0]);
+    assert!(messages[0].contains("face_expression_model"), "{}", messages[0]);
+    assert_eq!(stat(&h, "failed"), 1);
+    assert_eq!(stat(&h, "in-workers"), 0, "nothing left with the workers");
 }

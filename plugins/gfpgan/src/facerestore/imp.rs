@@ -38,6 +38,9 @@ const DEFAULT_EXPRESSION: bool = Tuning::DEFAULT.expression;
 const DEFAULT_BLEND: f32 = 1.0;
 const DEFAULT_LIVE_POLICY: LivePolicy = LivePolicy::Block;
 const DEFAULT_POST_MESSAGES: bool = false;
+/// The frame rate assumed for the latency of a variable-rate stream (`framerate=0/1`, as from
+/// RTSP) until its caps' `max-framerate` or its first buffers tell the frame duration.
+const ASSUMED_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(30);
 
 const BATCH_SIZE_RANGE: RangeInclusive<u32> = 1..=64;
 const DETECTION_INTERVAL_RANGE: RangeInclusive<u32> = 1..=1000;
@@ -128,7 +131,8 @@ impl ModelSettings {
 struct Pending {
     seq: u64,
     buffer: gst::Buffer,
-    frame: Arc<Rgb>,
+    /// The pixels the workers have (`None`: not given to them, see `State::in_workers`).
+    frame: Option<Arc<Rgb>>,
 }
 
 /// Stream state, built in `start` and `set_info`.
@@ -140,6 +144,27 @@ struct State {
     next_seq: u64,
     /// Whether upstream is live (asked on the first buffer).
     live: Option<bool>,
+    /// Frames given to the workers whose results have not come back, those that left or were
+    /// flushed included (they hold pixels and aligned faces until the workers reach them).
+    /// With `live-policy=passthrough` on a live source at most `in_workers_max` are, whatever
+    /// the network's speed: beyond that a frame leaves unrestored without being analysed.
+    in_workers: usize,
+    /// The workers failed (a thread stopped): buffers are refused, none held.
+    broken: bool,
+    /// For `framerate=0/1`: the caps' `max-framerate`, else the duration learnt from the first
+    /// buffers (their duration, else the gap between the first two timestamps).
+    variable_frame_duration: Option<gst::ClockTime>,
+    first_pts: Option<gst::ClockTime>,
+    counts: Counts,
+}
+
+/// What the `stats` property reports.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    restored: u64,
+    passed_through: u64,
+    not_analysed: u64,
+    failed: u64,
 }
 
 /// Wakes the streaming thread out of its wait for a result when a flush starts or the element
@@ -189,21 +214,51 @@ fn shown(p: &Option<PathBuf>) -> Cow<'_, str> {
 }
 
 impl FaceRestore {
+    fn stats(&self) -> gst::Structure {
+        let guard = lock(&self.state);
+        let (c, held, in_workers) =
+            guard.as_ref().map_or((Counts::default(), 0, 0), |s| (s.counts, s.pending.len(), s.in_workers));
+        gst::Structure::builder("application/x-facerestore-stats")
+            .field("restored", c.restored)
+            .field("passed-through", c.passed_through)
+            .field("not-analysed", c.not_analysed)
+            .field("failed", c.failed)
+            .field("held", held as u32)
+            .field("in-workers", in_workers as u32)
+            .build()
+    }
+
     /// Frames held at most before the oldest must leave: one batch being restored and one
     /// being gathered.
     fn frames_in_flight(settings: &Settings) -> usize {
         settings.tuning.batch_size.max(1) + 1
     }
 
+    /// Frames given to the workers at most under `live-policy=passthrough`: those held, and as
+    /// many again that left or were cancelled and that the workers have yet to skip.
+    fn in_workers_max(settings: &Settings) -> usize {
+        2 * Self::frames_in_flight(settings)
+    }
+
+    /// `frames_in_flight` frame durations: the caps' frame rate; for a variable rate
+    /// (`framerate=0/1`) the duration learnt (see `State::variable_frame_duration`), else
+    /// `ASSUMED_FRAMERATE`'s; nothing before caps.
     fn added_latency(&self) -> gst::ClockTime {
         let settings = *lock(&self.settings);
-        let fps = lock(&self.state).as_ref().and_then(|s| s.info.as_ref().map(|i| i.fps()));
-        match fps {
-            Some(fps) if fps.numer() > 0 => gst::ClockTime::SECOND
-                .mul_div_floor(fps.denom() as u64 * Self::frames_in_flight(&settings) as u64, fps.numer() as u64)
-                .unwrap_or(gst::ClockTime::ZERO),
-            _ => gst::ClockTime::ZERO,
-        }
+        let guard = lock(&self.state);
+        let Some(state) = guard.as_ref() else { return gst::ClockTime::ZERO };
+        let Some(info) = state.info.as_ref() else { return gst::ClockTime::ZERO };
+        let frames = Self::frames_in_flight(&settings) as u64;
+        let fps = info.fps();
+        let per_frame = |fps: gst::Fraction| {
+            gst::ClockTime::SECOND.mul_div_floor(fps.denom() as u64, fps.numer() as u64).unwrap_or(gst::ClockTime::ZERO)
+        };
+        let duration = match (fps.numer() > 0, state.variable_frame_duration) {
+            (true, _) => per_frame(fps),
+            (false, Some(d)) => d,
+            (false, None) => per_frame(ASSUMED_FRAMERATE),
+        };
+        duration * frames
     }
 
     fn load_model(&self, wanted: &ModelSettings) -> Result<Option<Arc<Restorer>>, gst::ErrorMessage> {
@@ -255,6 +310,9 @@ impl FaceRestore {
             let front_seq = front.seq;
             if let Some(result) = state.results.remove(&front_seq) {
                 let pending = state.pending.pop_front().expect("front exists");
+                if result.faces.iter().any(|f| f.restored.is_some()) {
+                    state.counts.restored += 1;
+                }
                 let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
                 drop(guard);
                 return self.finish(pending, &result, &info, &settings).map(Some);
@@ -265,6 +323,7 @@ impl FaceRestore {
             if !force && settings.live_policy == LivePolicy::Passthrough && state.live == Some(true) {
                 let pending = state.pending.pop_front().expect("front exists");
                 state.stream.cancel_below(pending.seq + 1);
+                state.counts.passed_through += 1;
                 gst::debug!(CAT, imp = self, "restoration behind: frame {} leaves unrestored", pending.seq);
                 return Ok(Some(pending.buffer));
             }
@@ -281,6 +340,9 @@ impl FaceRestore {
                         self.take_result(state, r)?;
                     }
                     Err(_) => {
+                        if let Some(state) = lock(&self.state).as_mut() {
+                            self.break_stream(state);
+                        }
                         gst::element_imp_error!(self, gst::StreamError::Failed, ("face restoration threads stopped"));
                         return Err(gst::FlowError::Error);
                     }
@@ -296,21 +358,42 @@ impl FaceRestore {
     fn take_result(&self, state: &mut State, r: gfpgan::Result<FrameResult>) -> Result<(), gst::FlowError> {
         match r {
             // Results of frames that already left (cancelled, or flushed) are dropped.
-            Ok(r) if state.pending.iter().any(|p| p.seq == r.seq) => {
-                state.results.insert(r.seq, r);
+            Ok(r) => {
+                state.in_workers = state.in_workers.saturating_sub(1);
+                if state.pending.iter().any(|p| p.seq == r.seq) {
+                    state.results.insert(r.seq, r);
+                }
                 Ok(())
             }
-            Ok(_) => Ok(()),
-            // A worker thread's failure names the thread; a frame's names the frame.
-            Err(e @ gfpgan::Error::Worker { .. }) => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.one_line()));
-                Err(gst::FlowError::Error)
-            }
-            Err(e) => {
+            // A frame's failure names the frame, which leaves unrestored (the stream goes on if
+            // the application lets it: nothing is kept for the failed frame).
+            Err(e @ gfpgan::Error::Frame { .. }) => {
+                state.in_workers = state.in_workers.saturating_sub(1);
+                state.counts.failed += 1;
+                if let gfpgan::Error::Frame { frame, .. } = e
+                    && state.pending.iter().any(|p| p.seq == frame)
+                {
+                    state.results.insert(frame, FrameResult { seq: frame, faces: Vec::new(), cancelled: true });
+                }
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("face restoration failed: {}", e.one_line()));
                 Err(gst::FlowError::Error)
             }
+            // A worker thread's failure names the thread (and a panic its message); no frame
+            // will get a result any more.
+            Err(e) => {
+                self.break_stream(state);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.one_line()));
+                Err(gst::FlowError::Error)
+            }
         }
+    }
+
+    /// The workers are gone: the held buffers are let go of and later ones refused, so that
+    /// nothing piles up behind a stream that will not move.
+    fn break_stream(&self, state: &mut State) {
+        state.broken = true;
+        state.pending.clear();
+        state.results.clear();
     }
 
     /// Pastes a frame's restored faces into its buffer and attaches the face metadata. A frame
@@ -323,11 +406,9 @@ impl FaceRestore {
         settings: &Settings,
     ) -> Result<gst::Buffer, gst::FlowError> {
         let mut buffer = pending.buffer;
-        if result.faces.is_empty() {
-            return Ok(buffer);
-        }
+        let Some(frame) = pending.frame.filter(|_| !result.faces.is_empty()) else { return Ok(buffer) };
         let paste_opts = PasteOptions { weight: settings.blend, ..Default::default() };
-        let mut frame = Arc::try_unwrap(pending.frame).unwrap_or_else(|f| (*f).clone());
+        let mut frame = Arc::try_unwrap(frame).unwrap_or_else(|f| (*f).clone());
         let pasted = result.paste_into(&mut frame, paste_opts);
         let buf = buffer.make_mut();
         if pasted {
@@ -376,13 +457,45 @@ impl FaceRestore {
         Ok(buffer)
     }
 
+    /// For a variable frame rate without `max-framerate`: the frame duration from the first
+    /// buffer with a duration, else from the first two timestamps. Whether it was learnt now.
+    fn learn_frame_duration(&self, state: &mut State, info: &gst_video::VideoInfo, buffer: &gst::Buffer) -> bool {
+        if info.fps().numer() > 0 || state.variable_frame_duration.is_some() {
+            return false;
+        }
+        let learnt = buffer.duration().filter(|d| !d.is_zero()).or_else(|| {
+            let gap = state.first_pts.zip(buffer.pts()).and_then(|(a, b)| b.checked_sub(a));
+            state.first_pts = state.first_pts.or(buffer.pts());
+            gap.filter(|d| !d.is_zero())
+        });
+        if let Some(d) = learnt {
+            gst::info!(CAT, imp = self, "variable frame rate: {d} per frame for the latency");
+        }
+        state.variable_frame_duration = learnt;
+        learnt.is_some()
+    }
+
+    /// Tells the pipeline to query the latency again (once the state lock is let go of).
+    fn post_latency_if(&self, changed: bool) {
+        if changed {
+            let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
     /// Pushes every held buffer downstream, in order (before EOS and other serialized events).
     fn drain(&self) -> Result<(), gst::FlowError> {
-        while let Some(buffer) = self.next_output(true)? {
-            gst::log!(CAT, imp = self, "drained {:?}", buffer.pts());
-            self.obj().src_pad().push(buffer)?;
+        loop {
+            match self.next_output(true) {
+                Ok(Some(buffer)) => {
+                    gst::log!(CAT, imp = self, "drained {:?}", buffer.pts());
+                    self.obj().src_pad().push(buffer)?;
+                }
+                Ok(None) => return Ok(()),
+                // A failed frame (reported already) leaves unrestored with the others.
+                Err(gst::FlowError::Error) if lock(&self.state).as_ref().is_some_and(|s| !s.broken) => {}
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
     }
 }
 
@@ -493,6 +606,11 @@ impl ObjectImpl for FaceRestore {
                     .nick("Live policy")
                     .blurb("On a live source, when restoration falls behind: block (wait) or passthrough (late frames leave unrestored, on time)")
                     .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("Frames restored, passed through unrestored (live-policy=passthrough), left unanalysed because the workers were behind, failed; frames held and given to the workers now")
+                    .read_only()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
                     .nick("Post messages")
@@ -615,7 +733,9 @@ impl ObjectImpl for FaceRestore {
         let latency_changed = s.tuning.batch_size != before.tuning.batch_size;
         drop(s);
         if latency_changed {
-            let _ = self.obj().post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+            self.post_latency_if(true);
+            // More or fewer buffers held: let upstream renegotiate its pool.
+            let _ = self.obj().sink_pad().push_event(gst::event::Reconfigure::new());
         }
     }
 
@@ -637,6 +757,7 @@ impl ObjectImpl for FaceRestore {
             "expression" => s.tuning.expression.to_value(),
             "live-policy" => s.live_policy.to_value(),
             "post-messages" => s.post_messages.to_value(),
+            "stats" => self.stats().to_value(),
             name => unimplemented!("property {name}"),
         }
     }
@@ -712,6 +833,11 @@ impl BaseTransformImpl for FaceRestore {
             results: BTreeMap::new(),
             next_seq: 0,
             live: None,
+            in_workers: 0,
+            broken: false,
+            variable_frame_duration: None,
+            first_pts: None,
+            counts: Counts::default(),
         });
         Ok(())
     }
@@ -726,8 +852,14 @@ impl BaseTransformImpl for FaceRestore {
     fn sink_event(&self, event: gst::Event) -> bool {
         gst::log!(CAT, imp = self, "sink event {:?}", event.type_());
         match event.view() {
-            // Not serialized: comes on another thread while ours may be waiting for a result.
-            gst::EventView::FlushStart(_) => lock(&self.unblock).signal(),
+            // Not serialized: comes on another thread while ours may be waiting for a result. The
+            // workers stop after the network pass in progress.
+            gst::EventView::FlushStart(_) => {
+                lock(&self.unblock).signal();
+                if let Some(state) = lock(&self.state).as_ref() {
+                    state.stream.cancel_below(state.next_seq);
+                }
+            }
             gst::EventView::FlushStop(_) => {
                 if let Some(state) = lock(&self.state).as_mut() {
                     state.stream.cancel_below(state.next_seq);
@@ -749,6 +881,13 @@ impl BaseTransformImpl for FaceRestore {
     }
 
     fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
+        // Serialized like an event: every held frame goes out before the answer.
+        if direction == gst::PadDirection::Sink
+            && let gst::QueryViewMut::Drain(_) = query.view_mut()
+            && let Err(e) = self.drain()
+        {
+            gst::debug!(CAT, imp = self, "drain query: draining stopped: {e:?}");
+        }
         if direction == gst::PadDirection::Src {
             if let gst::QueryViewMut::Latency(q) = query.view_mut() {
                 if !self.obj().sink_pad().peer_query(q.query_mut()) {
@@ -762,6 +901,30 @@ impl BaseTransformImpl for FaceRestore {
             }
         }
         BaseTransformImplExt::parent_query(self, direction, query)
+    }
+
+    /// Upstream's buffers stay with us for up to `frames_in_flight` buffers beyond the one being
+    /// pushed: add that many to the minimum of every pool downstream proposes (or propose one).
+    fn propose_allocation(
+        &self,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        let downstream = self.parent_propose_allocation(decide_query, query);
+        let held = Self::frames_in_flight(&lock(&self.settings)) as u32;
+        let pools: Vec<_> = query.allocation_pools().collect();
+        if pools.is_empty() {
+            let info = query.caps().and_then(|c| gst_video::VideoInfo::from_caps(c).ok());
+            let Some(info) = info else { return downstream };
+            gst::debug!(CAT, imp = self, "proposing {held} buffers of {} bytes", info.size());
+            query.add_allocation_pool(None::<&gst::BufferPool>, info.size() as u32, held, 0);
+        }
+        for (i, (pool, size, min, max)) in pools.into_iter().enumerate() {
+            let (min, max) = (min + held, if max == 0 { 0 } else { max + held });
+            gst::debug!(CAT, imp = self, "pool {i}: {held} more buffers held here: min {min}, max {max}");
+            query.set_nth_allocation_pool(i as u32, pool.as_ref(), size, min, max);
+        }
+        Ok(())
     }
 
     fn submit_input_buffer(&self, _is_discont: bool, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -779,8 +942,27 @@ impl BaseTransformImpl for FaceRestore {
         };
         let mut guard = lock(&self.state);
         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        if state.broken {
+            gst::debug!(CAT, imp = self, "the workers stopped: refusing {:?}", buffer.pts());
+            return Err(gst::FlowError::Error);
+        }
         state.live = Some(live);
         let info = state.info.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let learnt = self.learn_frame_duration(state, &info, &buffer);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let passthrough = settings.live_policy == LivePolicy::Passthrough && live;
+        if passthrough && state.in_workers >= Self::in_workers_max(&settings) {
+            // The workers are that far behind: this frame will not be restored in time, and
+            // giving it to them would only queue its pixels.
+            gst::debug!(CAT, imp = self, "workers behind: frame {seq} leaves unanalysed");
+            state.counts.not_analysed += 1;
+            state.results.insert(seq, FrameResult { seq, faces: Vec::new(), cancelled: true });
+            state.pending.push_back(Pending { seq, buffer, frame: None });
+            drop(guard);
+            self.post_latency_if(learnt);
+            return Ok(gst::FlowSuccess::Ok);
+        }
         let frame = {
             let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info).map_err(|_| {
                 gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map the input buffer"));
@@ -794,15 +976,18 @@ impl BaseTransformImpl for FaceRestore {
             })?
         };
         let frame = Arc::new(frame);
-        let seq = state.next_seq;
-        state.next_seq += 1;
         let time = buffer.pts().map_or(seq as f64 / 30.0, |t| t.nseconds() as f64 / 1e9);
         let job = FrameJob { seq, time, frame: frame.clone(), tuning: settings.tuning, restore: settings.blend > 0.0 };
-        state.stream.submit(job).map_err(|e| {
+        if let Err(e) = state.stream.submit(job) {
+            // The analysis thread is gone (its panic, if any, comes as a result).
+            self.break_stream(state);
             gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.one_line()));
-            gst::FlowError::Error
-        })?;
-        state.pending.push_back(Pending { seq, buffer, frame });
+            return Err(gst::FlowError::Error);
+        }
+        state.in_workers += 1;
+        state.pending.push_back(Pending { seq, buffer, frame: Some(frame) });
+        drop(guard);
+        self.post_latency_if(learnt);
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -817,7 +1002,7 @@ impl BaseTransformImpl for FaceRestore {
 impl VideoFilterImpl for FaceRestore {
     fn set_info(
         &self,
-        _incaps: &gst::Caps,
+        incaps: &gst::Caps,
         in_info: &gst_video::VideoInfo,
         _outcaps: &gst::Caps,
         _out_info: &gst_video::VideoInfo,
@@ -831,6 +1016,12 @@ impl VideoFilterImpl for FaceRestore {
             state.stream.reset().map_err(|e| gst::loggable_error!(CAT, "{}", e.one_line()))?;
         }
         state.info = Some(in_info.clone());
+        // A variable rate's bound, where the caps give one.
+        let max_rate = incaps.structure(0).and_then(|s| s.get::<gst::Fraction>("max-framerate").ok());
+        state.variable_frame_duration = max_rate
+            .filter(|r| r.numer() > 0 && r.denom() > 0)
+            .and_then(|r| gst::ClockTime::SECOND.mul_div_floor(r.denom() as u64, r.numer() as u64));
+        state.first_pts = None;
         Ok(())
     }
 }

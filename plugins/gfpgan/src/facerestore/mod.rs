@@ -3,6 +3,28 @@
 //! A VideoFilter whose buffers are held while worker threads (the library's
 //! `gfpgan::pipeline::StreamRestorer`) track and restore their faces; each buffer leaves, in
 //! order, once its result is pasted in. See the properties for the knobs.
+//!
+//! Under faults and pressure:
+//! - held buffers: at most `batch-size + 1` beyond the one being pushed; `propose_allocation`
+//!   adds that many to the minimum of the pools downstream proposes (or proposes a pool of that
+//!   many), and a batch-size change asks upstream to renegotiate (RECONFIGURE);
+//! - latency: `batch-size + 1` frame durations. For `framerate=0/1` (variable rate, as from
+//!   RTSP) the duration is the caps' `max-framerate`'s, else learnt from the first buffers (their
+//!   duration, else the gap between the first two timestamps; a LATENCY message is posted when
+//!   it is learnt), and 1/30 s until then;
+//! - a stop or a flushing seek waits for the network pass in progress only (one batch), not for
+//!   every face of the frames gathered; `live-policy=passthrough` cancels the same way;
+//! - memory: with `live-policy=passthrough` on a live source at most `2 * (batch-size + 1)`
+//!   frames are with the workers however slow they are (frames that left or were cancelled
+//!   included, until the workers skip them); beyond that a frame leaves without analysis. The
+//!   workers let go of a frame's pixels once its faces are aligned;
+//! - a DRAIN query, like a serialized event, pushes every held frame out first;
+//! - a frame whose analysis or restoration fails posts an element error "face restoration
+//!   failed: frame N: ..." and leaves untouched in its place; the frames after it go on. A worker
+//!   thread that panics or stops posts an error with its message (a panic's included); the held
+//!   buffers are let go of and later ones refused;
+//! - `stats` counts frames restored, passed through, not analysed and failed, and tells how many
+//!   are held and with the workers now.
 
 use gst::glib;
 use gst::prelude::*;

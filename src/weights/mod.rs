@@ -1,12 +1,20 @@
 //! Reading GFPGANv1Clean checkpoints: the official `.pth` files (PyTorch zip format, state dict
 //! under `params_ema`, else `params`, else at the top level) and `.safetensors`; checking them
 //! against the full expected tensor set; writing `.safetensors`.
+//!
+//! Files are untrusted input: `torch_zip` reads PyTorch archives with our own bounded pickle
+//! reader (`pickle`) and checks every tensor view against its storage (`view`) before reading;
+//! safetensors headers are checked by the `safetensors` crate after a size check here. Every
+//! failure is one line naming the file.
+
+mod pickle;
+mod torch_zip;
+mod view;
 
 use std::collections::HashMap;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
-use candle_core::pickle::{Object, Stack};
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result, first_line};
@@ -66,12 +74,16 @@ fn sniff(path: &Path) -> Result<Kind> {
     ))
 }
 
+/// `msg` with control characters escaped (`\n`, `\u{1b}`), printable text as it is.
+fn escape_controls(msg: &str) -> String {
+    msg.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 /// Reads every tensor of a weights file onto the CPU, without interpreting names.
 pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     match sniff(path)? {
-        Kind::SafeTensors => candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| Error::format(path, format!("invalid safetensors file: {}", first_line(&e)))),
-        Kind::TorchZip => read_torch_zip(path),
+        Kind::SafeTensors => read_safetensors(path),
+        Kind::TorchZip => torch_zip::read(path),
         Kind::TorchLegacy => Err(Error::format(
             path,
             "PyTorch legacy (pre-1.6, non-zip) checkpoint; re-save it in the zip format with \
@@ -81,79 +93,21 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     }
 }
 
-fn read_torch_zip(path: &Path) -> Result<HashMap<String, Tensor>> {
-    let bad = |msg: String| Error::format(path, format!("invalid PyTorch checkpoint: {msg}"));
-    let open = || -> Result<zip::ZipArchive<BufReader<std::fs::File>>> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        zip::ZipArchive::new(BufReader::new(file)).map_err(|e| bad(format!("{e} (truncated download?)")))
-    };
-    let mut zip = open()?;
-    let pkl_name = zip
-        .file_names()
-        .filter_map(|n| n.ok().map(|n| n.into_owned()))
-        .find(|n| n.ends_with("/data.pkl") || n == "data.pkl")
-        .ok_or_else(|| bad("no data.pkl inside the archive".into()))?;
-    let dir = Path::new(pkl_name.strip_suffix(".pkl").unwrap_or(&pkl_name)).to_path_buf();
-    let object = {
-        let entry = zip.by_name(&pkl_name).map_err(|e| bad(e.to_string()))?;
-        let mut reader = BufReader::new(entry);
-        let mut stack = Stack::empty();
-        stack.read_loop(&mut reader).map_err(|e| bad(format!("unreadable pickle: {}", first_line(&e))))?;
-        stack.finalize().map_err(|e| bad(format!("unreadable pickle: {}", first_line(&e))))?
-    };
-    let entries = state_dict_entries(object).ok_or_else(|| bad("the pickle holds no dictionary of tensors".into()))?;
-
-    let mut tensors = HashMap::new();
-    for (name, value) in entries {
-        let info = match value.into_tensor_info(name, &dir) {
-            Ok(Some(info)) => info,
-            // Non-tensor entries (e.g. an iteration counter) are not part of the network.
-            Ok(None) => continue,
-            Err(e) => return Err(bad(format!("unreadable tensor record: {}", first_line(&e)))),
-        };
-        let layout = &info.layout;
-        if !layout.is_contiguous() {
-            return Err(bad(format!("tensor `{}` is stored non-contiguous", info.name)));
-        }
-        let mut entry = zip.by_name(&info.path).map_err(|e| bad(format!("tensor `{}`: {e}", info.name)))?;
-        // Reading the whole entry to its end makes the zip reader verify its CRC, which catches
-        // corrupted downloads whose archive structure survived.
-        let mut storage = Vec::with_capacity(entry.size() as usize);
-        entry.read_to_end(&mut storage).map_err(|e| bad(format!("tensor `{}`: {e}", info.name)))?;
-        let elem = info.dtype.size_in_bytes();
-        let (start, len) = (layout.start_offset() * elem, layout.shape().elem_count() * elem);
-        let bytes = storage.get(start..start + len).ok_or_else(|| {
-            bad(format!("tensor `{}` needs {} bytes, its storage has {}", info.name, start + len, storage.len()))
-        })?;
-        let tensor = Tensor::from_raw_buffer(bytes, info.dtype, layout.dims(), &Device::Cpu)?;
-        tensors.insert(info.name, tensor);
+/// Reads a `.safetensors` file. The `safetensors` crate checks the header (JSON, offsets inside
+/// the data, contiguous and not overlapping, sizes matching shapes); the header length is
+/// checked against the file here first, for a message with both sizes.
+fn read_safetensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    let bad = |msg: String| Error::format(path, format!("invalid safetensors file: {msg}"));
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut head = [0u8; 8];
+    file.read_exact(&mut head).map_err(|e| bad(e.to_string()))?;
+    let header_len = u64::from_le_bytes(head);
+    if header_len > file_len.saturating_sub(8) {
+        return Err(bad(format!("header claims {header_len} bytes, the file has {file_len}")));
     }
-    Ok(tensors)
-}
-
-/// Finds the state dict: under `params_ema` or `params` when the top level is a BasicSR wrapper,
-/// else the top-level dictionary itself.
-fn state_dict_entries(object: Object) -> Option<Vec<(Object, Object)>> {
-    let top = as_dict(object)?;
-    for key in STATE_DICT_KEYS {
-        if let Some((_, v)) = top.iter().find(|(k, _)| *k == Object::Unicode(key.to_string())) {
-            return as_dict(v.clone());
-        }
-    }
-    Some(top)
-}
-
-/// A dict, or an `OrderedDict` rebuilt by `Reduce`/`Build` opcodes.
-fn as_dict(object: Object) -> Option<Vec<(Object, Object)>> {
-    match object {
-        Object::Dict(kv) => Some(kv),
-        Object::Build { callable, args } => as_dict(*args).or_else(|| as_dict(*callable)),
-        Object::Reduce { args, .. } => match *args {
-            Object::Tuple(items) => items.into_iter().find_map(as_dict),
-            other => as_dict(other),
-        },
-        _ => None,
-    }
+    drop(file);
+    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| bad(first_line(&e)))
 }
 
 impl Checkpoint {
@@ -171,8 +125,10 @@ impl Checkpoint {
                 ),
             )
         };
-        let config = Config::infer(&shapes).map_err(not_gfpgan)?;
-        config.check_shapes(&shapes).map_err(|m| Error::checkpoint(path, m))?;
+        // Tensor names come from the file and may hold control characters (a newline would break
+        // the one-line error): escaped.
+        let config = Config::infer(&shapes).map_err(|m| not_gfpgan(escape_controls(&m)))?;
+        config.check_shapes(&shapes).map_err(|m| Error::checkpoint(path, escape_controls(&m)))?;
         for (name, t) in &tensors {
             if !t.dtype().is_float() {
                 return Err(Error::checkpoint(
