@@ -75,6 +75,18 @@ class Run:
             raise SystemExit(f"no frame for {timeout_s} s (hang); errors: {self.drain_errors()}")
         return sample.get_buffer().pts
 
+    def pull_in_order(self, count, last, what):
+        """Up to `count` more frames, each after `last`; returns the last PTS and how many came."""
+        n = 0
+        for _ in range(count):
+            pts = self.pull()
+            if pts is None:
+                break
+            if pts <= last:
+                raise SystemExit(f"{what}: frame at {pts} after {last}: out of order")
+            last, n = pts, n + 1
+        return last, n
+
     def duration(self):
         ok, d = self.pipeline.query_duration(Gst.Format.TIME)
         return d if ok else None
@@ -107,14 +119,7 @@ def state_cycles(run, cycles, rng):
     """Frames flow between cycles; READY restarts the file, so order is checked within a cycle."""
     frames, start = 0, time.monotonic()
     for _ in range(cycles):
-        last = -1
-        for _ in range(rng.randint(1, 6)):
-            pts = run.pull()
-            if pts is None:
-                break
-            if pts <= last:
-                raise SystemExit(f"frame at {pts} after {last} within a cycle: out of order")
-            last, frames = pts, frames + 1
+        frames += run.pull_in_order(rng.randint(1, 6), -1, "within a cycle")[1]
         for state in (Gst.State.PAUSED, Gst.State.READY, Gst.State.PAUSED, Gst.State.PLAYING):
             run.set_state(state)
     return frames, time.monotonic() - start
@@ -134,14 +139,7 @@ def flushing_seeks(run, seeks, rng):
         # ACCURATE: nothing before the target (one frame's tolerance for rounding).
         if first + 41 * Gst.MSECOND < target:
             raise SystemExit(f"after a seek to {target} the first frame is at {first}")
-        last, frames = first, frames + 1
-        for _ in range(rng.randint(0, 4)):
-            pts = run.pull()
-            if pts is None:
-                break
-            if pts <= last:
-                raise SystemExit(f"after a seek: frame at {pts} after {last}: out of order")
-            last, frames = pts, frames + 1
+        frames += 1 + run.pull_in_order(rng.randint(0, 4), first, "after a seek")[1]
     return frames, time.monotonic() - start
 
 

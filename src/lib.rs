@@ -28,6 +28,7 @@ pub mod blend;
 pub mod device;
 pub mod error;
 pub mod faceapi;
+pub mod files;
 pub mod frame;
 pub mod model;
 pub mod nhwc;

@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{Error, Result};
-use crate::frame::write_atomically;
+use crate::files::write_atomically;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 /// numpy's own reader refuses longer headers by default (`max_header_size`); ours need ~100 bytes.

@@ -35,10 +35,6 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn face_models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/model")
-}
-
 /// A `w x h` image with a little texture, saved at `path` (PNG or JPEG by extension).
 fn image(path: &Path, w: usize, h: usize) {
     let mut img = Rgb::new(w, h);
@@ -124,7 +120,7 @@ fn degenerate_images_end_in_ok_or_a_clean_error() {
         })
         .collect();
     let files: Vec<&str> = files.iter().map(|p| s(p)).collect();
-    let (weights, models, out) = (checkpoint("a64"), face_models(), dir.path().join("out"));
+    let (weights, models, out) = (checkpoint("a64"), common::face_models(), dir.path().join("out"));
     let common = ["--face-models", s(&models)];
     let analyze = gfpgan(&[&["analyze"], &files[..], &common].concat());
     assert!(analyze.status.success(), "{}", String::from_utf8_lossy(&analyze.stderr));
@@ -182,7 +178,7 @@ fn inputs_with_the_same_name_get_distinct_outputs() {
     image(&one.join("a.png"), 24, 16);
     image(&one.join("a.jpg"), 20, 20);
     image(&two.join("a.png"), 16, 24);
-    let (weights, models) = (checkpoint("a64"), face_models());
+    let (weights, models) = (checkpoint("a64"), common::face_models());
     let o =
         gfpgan(&["restore", s(&one), s(&two), "-o", s(&out), "--weights", s(&weights), "--face-models", s(&models)]);
     let stdout = String::from_utf8_lossy(&o.stdout);
@@ -201,7 +197,7 @@ fn outputs_that_would_replace_an_input_are_refused() {
     image(&x, 12, 10);
     let before = std::fs::read(&x).unwrap();
     let weights = checkpoint("a64");
-    let models = face_models();
+    let models = common::face_models();
     let restore = ["restore", "x.png", "-o", ".", "--weights", s(&weights), "--face-models", s(&models)];
     let cases: [&[&str]; 4] =
         [&restore, &["degrade", "x.png", "x.png"], &["degrade", "x.png", "./x.png"], &["degrade", s(&x), "../x.png"]];

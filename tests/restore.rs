@@ -16,14 +16,10 @@ fn demo(name: &str) -> PathBuf {
     p
 }
 
-fn face_models() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/model")
-}
-
 #[test]
 fn landmarks_give_five_points_that_align_onto_the_template() {
     let frame = Rgb::open(&demo("sample3.jpg")).unwrap();
-    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&common::face_models(), AnalyzerOptions::default()).unwrap();
     let faces = analyzer.analyze(&frame).unwrap();
     assert!(!faces.is_empty());
     for f in &faces {
@@ -66,7 +62,7 @@ fn landmarks_follow_the_image_when_it_is_mirrored() {
             mirrored.data[d..d + 3].copy_from_slice(&frame.data[s..s + 3]);
         }
     }
-    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&common::face_models(), AnalyzerOptions::default()).unwrap();
     let (a, b) = (analyzer.analyze(&frame).unwrap(), analyzer.analyze(&mirrored).unwrap());
     // The nose tip of the largest face moves to the mirrored position (within a few pixels).
     let nose = a[0].five[2];
@@ -95,7 +91,7 @@ fn cli_restores_a_folder_and_reports_bad_files() {
         Command::new(env!("CARGO_BIN_EXE_gfpgan"))
             .args(["restore", input.to_str().unwrap(), "-o", out.to_str().unwrap()])
             .args(["--weights", common::checkpoint("a64").to_str().unwrap(), "--weight", weight])
-            .args(["--face-models", face_models().to_str().unwrap()])
+            .args(["--face-models", common::face_models().to_str().unwrap()])
             .output()
             .unwrap()
     };
@@ -117,7 +113,7 @@ fn cli_restores_a_folder_and_reports_bad_files() {
 fn detection_recall_on_the_demo_photos() {
     let text =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/face_counts.txt")).unwrap();
-    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&common::face_models(), AnalyzerOptions::default()).unwrap();
     let (mut total, mut found) = (0, 0);
     for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
         let mut parts = line.split_whitespace();
@@ -144,7 +140,7 @@ fn nearest(points: &[[f32; 2]], p: [f32; 2]) -> f32 {
 #[test]
 fn landmarks_follow_shifts_and_scaling() {
     let frame = Rgb::open(&demo("sample4.jpg")).unwrap();
-    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&common::face_models(), AnalyzerOptions::default()).unwrap();
     let base = noses(&mut analyzer, &frame);
     let width = analyzer.analyze(&frame).unwrap()[0].detection.w;
     // Shift by (37, 23) px: sample the frame at p - shift.
@@ -167,7 +163,12 @@ fn landmarks_follow_shifts_and_scaling() {
 fn json_and_analyze_report_faces_with_expressions() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_gfpgan"))
-        .args(["analyze", demo("sample3.jpg").to_str().unwrap(), "--face-models", face_models().to_str().unwrap()])
+        .args([
+            "analyze",
+            demo("sample3.jpg").to_str().unwrap(),
+            "--face-models",
+            common::face_models().to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -198,7 +199,7 @@ fn json_and_analyze_report_faces_with_expressions() {
             "--weights",
             common::checkpoint("a64").to_str().unwrap(),
             "--face-models",
-            face_models().to_str().unwrap(),
+            common::face_models().to_str().unwrap(),
         ])
         .output()
         .unwrap();
@@ -235,7 +236,7 @@ fn aligned_inputs_are_restored_whole() {
 #[test]
 fn an_identity_restorer_leaves_real_photos_bit_identical() {
     let frame = Rgb::open(&demo("sample5.jpg")).unwrap();
-    let mut analyzer = FaceAnalyzer::new(&face_models(), AnalyzerOptions::default()).unwrap();
+    let mut analyzer = FaceAnalyzer::new(&common::face_models(), AnalyzerOptions::default()).unwrap();
     let faces = analyzer.analyze(&frame).unwrap();
     assert_eq!(faces.len(), 5);
     let mut out = frame.clone();

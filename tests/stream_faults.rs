@@ -9,34 +9,37 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use gfpgan::Error;
 use gfpgan::frame::Rgb;
 use gfpgan::pipeline::stream::PassHook;
 use gfpgan::pipeline::{FrameJob, StreamRestorer, Tuning};
 use gfpgan::synth::{Clip, ClipSpec};
-use gfpgan::{Engine, Error, Restorer};
-
-fn face_models() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/model");
-    assert!(p.is_dir(), "{} missing: run tests/faceapi/run.sh", p.display());
-    p
-}
 
 fn clip(faces: usize, frames: usize) -> Clip {
-    let photos: Vec<PathBuf> = (1..=6)
-        .map(|i| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("weights/face-api/demo/sample{i}.jpg")))
-        .collect();
+    let photos = common::demo_photos();
     let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
     let spec = ClipSpec { width: 640, height: 360, frames, faces, motion: 0.0, jitter: 0, ..Default::default() };
     Clip::new(&refs, spec).unwrap()
 }
 
-fn restorer() -> Arc<Restorer> {
-    let path = common::fixture("a64.pth");
-    Arc::new(Restorer::load(&path, &candle_core::Device::Cpu, candle_core::DType::F32, Engine::Auto).unwrap())
-}
-
 fn job(seq: u64, frame: &Rgb, tuning: Tuning) -> FrameJob {
     FrameJob { seq, time: seq as f64 / 25.0, frame: Arc::new(frame.clone()), tuning, restore: true }
+}
+
+/// A stream restoring one face per pass, each pass going through `hook` first.
+fn one_per_pass_through(hook: PassHook) -> StreamRestorer {
+    StreamRestorer::start_with_pass_hook(common::face_models(), Some(common::a64_restorer()), ONE_PER_PASS, Some(hook))
+        .unwrap()
+}
+
+/// `one_per_pass_through(hook)` with frames 0, 1 and 2 of a one-face clip submitted.
+fn three_one_face_frames_through(hook: PassHook) -> StreamRestorer {
+    let clip = clip(1, 3);
+    let stream = one_per_pass_through(hook);
+    for seq in 0..3 {
+        stream.submit(job(seq, &clip.frame(seq as usize), ONE_PER_PASS)).unwrap();
+    }
+    stream
 }
 
 const ONE_PER_PASS: Tuning = Tuning { batch_size: 1, detection_interval: 1, ..Tuning::DEFAULT };
@@ -56,8 +59,7 @@ fn a_cancel_stops_a_frame_after_the_pass_in_progress() {
         }
         Ok(())
     });
-    let stream =
-        StreamRestorer::start_with_pass_hook(face_models(), Some(restorer()), ONE_PER_PASS, Some(hook)).unwrap();
+    let stream = one_per_pass_through(hook);
     stream.submit(job(0, &clip.frame(0), ONE_PER_PASS)).unwrap();
     started.recv().unwrap();
     stream.cancel_below(1);
@@ -79,10 +81,10 @@ fn a_failed_analysis_is_reported_with_its_frame_and_the_next_frames_go_on() {
     // Face models without the expression net: asking for expressions fails on that frame.
     let dir = tempfile::tempdir().unwrap();
     for f in ["face_landmark_68_model-weights_manifest.json", "face_landmark_68_model.bin"] {
-        std::os::unix::fs::symlink(face_models().join(f), dir.path().join(f)).unwrap();
+        std::os::unix::fs::symlink(common::face_models().join(f), dir.path().join(f)).unwrap();
     }
     let clip = clip(1, 3);
-    let stream = StreamRestorer::start(dir.path().into(), Some(restorer()), Tuning::DEFAULT).unwrap();
+    let stream = StreamRestorer::start(dir.path().into(), Some(common::a64_restorer()), Tuning::DEFAULT).unwrap();
     let expressions = Tuning { expression: true, ..Tuning::DEFAULT };
     for (seq, tuning) in [(0, Tuning::DEFAULT), (1, expressions), (2, Tuning::DEFAULT)] {
         stream.submit(job(seq, &clip.frame(seq as usize), tuning)).unwrap();
@@ -103,12 +105,7 @@ fn a_failed_pass_is_reported_with_its_frame_and_the_next_frames_go_on() {
         true => Err(Error::Input("the network broke".into())),
         false => Ok(()),
     });
-    let clip = clip(1, 3);
-    let stream =
-        StreamRestorer::start_with_pass_hook(face_models(), Some(restorer()), ONE_PER_PASS, Some(hook)).unwrap();
-    for seq in 0..3 {
-        stream.submit(job(seq, &clip.frame(seq as usize), ONE_PER_PASS)).unwrap();
-    }
+    let stream = three_one_face_frames_through(hook);
     assert!(stream.next_result().unwrap().faces[0].restored.is_some());
     let e = stream.next_result().expect_err("frame 1 fails");
     assert_eq!(e.one_line(), "frame 1: bad input: the network broke");
@@ -121,12 +118,7 @@ fn a_worker_panic_comes_back_with_its_message_and_the_results_end() {
         true => panic!("pass of frame {} broke", seqs[0]),
         false => Ok(()),
     });
-    let clip = clip(1, 3);
-    let stream =
-        StreamRestorer::start_with_pass_hook(face_models(), Some(restorer()), ONE_PER_PASS, Some(hook)).unwrap();
-    for seq in 0..3 {
-        stream.submit(job(seq, &clip.frame(seq as usize), ONE_PER_PASS)).unwrap();
-    }
+    let stream = three_one_face_frames_through(hook);
     assert!(stream.next_result().is_ok());
     let e = stream.next_result().expect_err("the network thread panicked");
     assert!(matches!(e, Error::Worker { .. }), "{e:?}");

@@ -11,32 +11,12 @@ use gfpgan::blend::PasteOptions;
 use gfpgan::frame::Rgb;
 use gfpgan::pipeline::{FrameJob, FrameResult, StreamRestorer, Tuning};
 use gfpgan::synth::{Clip, ClipSpec, flicker};
-use gfpgan::{Engine, Restorer};
-
-fn demo_photos() -> Vec<PathBuf> {
-    (1..=6)
-        .map(|i| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("weights/face-api/demo/sample{i}.jpg")))
-        .collect()
-}
-
-fn face_models() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/model");
-    assert!(p.is_dir(), "{} missing: run tests/faceapi/run.sh", p.display());
-    p
-}
 
 fn clip(faces: usize, frames: usize, motion: f32) -> Clip {
-    let photos = demo_photos();
+    let photos = common::demo_photos();
     let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
     let spec = ClipSpec { width: 480, height: 270, frames, faces, motion, jitter: 2, ..Default::default() };
     Clip::new(&refs, spec).unwrap()
-}
-
-fn restorer() -> Arc<Restorer> {
-    Arc::new(
-        Restorer::load(&common::fixture("a64.pth"), &candle_core::Device::Cpu, candle_core::DType::F32, Engine::Auto)
-            .unwrap(),
-    )
 }
 
 fn run(stream: &StreamRestorer, frames: &[Rgb], tuning: Tuning) -> Vec<FrameResult> {
@@ -51,7 +31,7 @@ fn run(stream: &StreamRestorer, frames: &[Rgb], tuning: Tuning) -> Vec<FrameResu
 fn every_frame_gets_one_result_in_order_with_stable_track_ids() {
     let clip = clip(2, 10, 10.0);
     let frames: Vec<Rgb> = (0..10).map(|i| clip.frame(i)).collect();
-    let stream = StreamRestorer::start(face_models(), Some(restorer()), Tuning::default()).unwrap();
+    let stream = StreamRestorer::start(common::face_models(), Some(common::a64_restorer()), Tuning::default()).unwrap();
     let results = run(&stream, &frames, Tuning { batch_size: 3, ..Default::default() });
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r.seq, i as u64);
@@ -76,7 +56,7 @@ fn the_same_faces_restore_the_same_whatever_the_batching() {
     let frames: Vec<Rgb> = (0..6).map(|i| clip.frame(i)).collect();
     let tuning = Tuning { temporal_smoothing: 0.0, ..Default::default() };
     let restored = |batch_size| {
-        let stream = StreamRestorer::start(face_models(), Some(restorer()), tuning).unwrap();
+        let stream = StreamRestorer::start(common::face_models(), Some(common::a64_restorer()), tuning).unwrap();
         run(&stream, &frames, Tuning { batch_size, ..tuning })
             .into_iter()
             .map(|r| {
@@ -96,7 +76,7 @@ fn the_same_faces_restore_the_same_whatever_the_batching() {
 #[test]
 fn cancelled_frames_come_back_empty_and_marked() {
     let clip = clip(1, 4, 0.0);
-    let stream = StreamRestorer::start(face_models(), Some(restorer()), Tuning::default()).unwrap();
+    let stream = StreamRestorer::start(common::face_models(), Some(common::a64_restorer()), Tuning::default()).unwrap();
     stream.cancel_below(2);
     let frames: Vec<Rgb> = (0..4).map(|i| clip.frame(i)).collect();
     let results = run(&stream, &frames, Tuning::default());

@@ -7,7 +7,7 @@ use clap::ValueEnum;
 
 use gfpgan::analyze::{AnalyzerOptions, Face};
 use gfpgan::faceapi::EXPRESSION_LABELS;
-use gfpgan::frame::write_atomically;
+use gfpgan::files::write_atomically;
 use gfpgan::{Engine, Error, Restorer, Result};
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use candle_core::DType;
-use gfpgan::frame::write_atomically;
+use gfpgan::files::write_atomically;
 use gfpgan::{Checkpoint, Result};
 
 use super::common::check_arg;

@@ -2,9 +2,11 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
+use gfpgan::{Engine, Restorer};
 
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -34,3 +36,22 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 pub const CONFIGS: [&str; 3] = ["a64", "b128", "c256"];
+
+/// The face-api models that tests/faceapi/run.sh fetches.
+pub fn face_models() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/face-api/model");
+    assert!(p.is_dir(), "{} missing: run tests/faceapi/run.sh", p.display());
+    p
+}
+
+/// face-api's six demo photos (fetched by tests/faceapi/run.sh).
+pub fn demo_photos() -> Vec<PathBuf> {
+    (1..=6)
+        .map(|i| Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("weights/face-api/demo/sample{i}.jpg")))
+        .collect()
+}
+
+/// The 64 px test checkpoint, ready to run on the CPU.
+pub fn a64_restorer() -> Arc<Restorer> {
+    Arc::new(Restorer::load(&fixture("a64.pth"), &Device::Cpu, DType::F32, Engine::Auto).unwrap())
+}

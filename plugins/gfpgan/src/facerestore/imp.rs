@@ -214,6 +214,11 @@ fn shown(p: &Option<PathBuf>) -> Cow<'_, str> {
 }
 
 impl FaceRestore {
+    /// Every property change goes to the debug log, as "Changing NAME from OLD to NEW".
+    fn log_change(&self, name: &str, old: impl std::fmt::Display, new: impl std::fmt::Display) {
+        gst::info!(CAT, imp = self, "Changing {name} from {old} to {new}");
+    }
+
     fn stats(&self) -> gst::Structure {
         let guard = lock(&self.state);
         let (c, held, in_workers) =
@@ -641,29 +646,23 @@ impl ObjectImpl for FaceRestore {
             match name {
                 "weights" => {
                     let weights = path();
-                    gst::info!(CAT, imp = self, "Changing weights from {} to {}", shown(&m.weights), shown(&weights));
+                    self.log_change(name, shown(&m.weights), shown(&weights));
                     m.weights = weights;
                 }
                 "face-models" => {
                     let face_models = path();
-                    gst::info!(
-                        CAT,
-                        imp = self,
-                        "Changing face-models from {} to {}",
-                        shown(&m.face_models),
-                        shown(&face_models)
-                    );
+                    self.log_change(name, shown(&m.face_models), shown(&face_models));
                     m.face_models = face_models;
                 }
                 "device" => {
                     let device = value.get::<Option<String>>().expect("type checked upstream");
                     let device = device.unwrap_or_else(|| DEFAULT_DEVICE.into());
-                    gst::info!(CAT, imp = self, "Changing device from {} to {device}", m.device);
+                    self.log_change(name, &m.device, &device);
                     m.device = device;
                 }
                 "engine" => {
                     let engine = value.get().expect("type checked upstream");
-                    gst::info!(CAT, imp = self, "Changing engine from {:?} to {engine:?}", m.engine);
+                    self.log_change(name, format_args!("{:?}", m.engine), format_args!("{engine:?}"));
                     m.engine = engine;
                 }
                 _ => unreachable!(),
@@ -674,58 +673,48 @@ impl ObjectImpl for FaceRestore {
         let before = *s;
         match name {
             "batch-size" => {
-                let batch_size = value.get::<u32>().expect("type checked upstream");
-                gst::info!(CAT, imp = self, "Changing batch-size from {} to {batch_size}", s.tuning.batch_size);
-                s.tuning.batch_size = batch_size as usize;
+                let batch_size = value.get::<u32>().expect("type checked upstream") as usize;
+                self.log_change(name, s.tuning.batch_size, batch_size);
+                s.tuning.batch_size = batch_size;
             }
             "detection-interval" => {
                 let interval = value.get().expect("type checked upstream");
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Changing detection-interval from {} to {interval}",
-                    s.tuning.detection_interval
-                );
+                self.log_change(name, s.tuning.detection_interval, interval);
                 s.tuning.detection_interval = interval;
             }
             "min-face-size" => {
                 let size = value.get().expect("type checked upstream");
-                gst::info!(CAT, imp = self, "Changing min-face-size from {} to {size}", s.tuning.min_face_size);
+                self.log_change(name, s.tuning.min_face_size, size);
                 s.tuning.min_face_size = size;
             }
             "max-faces" => {
-                let max_faces = value.get::<u32>().expect("type checked upstream");
-                gst::info!(CAT, imp = self, "Changing max-faces from {} to {max_faces}", s.tuning.max_faces);
-                s.tuning.max_faces = max_faces as usize;
+                let max_faces = value.get::<u32>().expect("type checked upstream") as usize;
+                self.log_change(name, s.tuning.max_faces, max_faces);
+                s.tuning.max_faces = max_faces;
             }
             "blend" => {
                 let blend = value.get().expect("type checked upstream");
-                gst::info!(CAT, imp = self, "Changing blend from {} to {blend}", s.blend);
+                self.log_change(name, s.blend, blend);
                 s.blend = blend;
             }
             "temporal-smoothing" => {
                 let smoothing = value.get().expect("type checked upstream");
-                gst::info!(
-                    CAT,
-                    imp = self,
-                    "Changing temporal-smoothing from {} to {smoothing}",
-                    s.tuning.temporal_smoothing
-                );
+                self.log_change(name, s.tuning.temporal_smoothing, smoothing);
                 s.tuning.temporal_smoothing = smoothing;
             }
             "expression" => {
                 let expression = value.get().expect("type checked upstream");
-                gst::info!(CAT, imp = self, "Changing expression from {} to {expression}", s.tuning.expression);
+                self.log_change(name, s.tuning.expression, expression);
                 s.tuning.expression = expression;
             }
             "live-policy" => {
                 let policy = value.get().expect("type checked upstream");
-                gst::info!(CAT, imp = self, "Changing live-policy from {:?} to {policy:?}", s.live_policy);
+                self.log_change(name, format_args!("{:?}", s.live_policy), format_args!("{policy:?}"));
                 s.live_policy = policy;
             }
             "post-messages" => {
                 let post = value.get().expect("type checked upstream");
-                gst::info!(CAT, imp = self, "Changing post-messages from {} to {post}", s.post_messages);
+                self.log_change(name, s.post_messages, post);
                 s.post_messages = post;
             }
             _ => unimplemented!("property {name}"),
