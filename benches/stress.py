@@ -100,7 +100,7 @@ class Run:
 def long_run(run, loops):
     """Every frame of the clip, `loops` times (a flushing seek to 0 between loops)."""
     frames, start = 0, time.monotonic()
-    per_loop = None
+    per_loop = first_pts = None
     for loop in range(loops):
         if loop:
             run.seek(0)
@@ -108,18 +108,28 @@ def long_run(run, loops):
         while (pts := run.pull()) is not None:
             if pts <= last:
                 raise SystemExit(f"loop {loop}: frame {n} at {pts} after {last}: out of order")
+            first_pts = pts if first_pts is None else first_pts
             last, n = pts, n + 1
         if per_loop is not None and n != per_loop:
             raise SystemExit(f"loop {loop}: {n} frames, the first loop had {per_loop}: frames lost")
         per_loop, frames = n, frames + n
-    return frames, per_loop, time.monotonic() - start
+    return frames, per_loop, first_pts, time.monotonic() - start
 
 
-def state_cycles(run, cycles, rng):
-    """Frames flow between cycles; READY restarts the file, so order is checked within a cycle."""
-    frames, start = 0, time.monotonic()
+def state_cycles(run, cycles, rng, first_pts):
+    """Frames flow between cycles; READY restarts the file from `first_pts`. appsink (1.22) keeps
+    the samples queued before READY and hands them out after the restart (it does the same with
+    identity in facerestore's place), so a frame earlier than the one before it is out of order
+    unless it is the file's first frame."""
+    frames, last, start = 0, -1, time.monotonic()
     for _ in range(cycles):
-        frames += run.pull_in_order(rng.randint(1, 6), -1, "within a cycle")[1]
+        for _ in range(rng.randint(1, 6)):
+            pts = run.pull()
+            if pts is None:
+                break
+            if pts <= last and pts != first_pts:
+                raise SystemExit(f"state cycles: frame at {pts} after {last}: out of order")
+            last, frames = pts, frames + 1
         for state in (Gst.State.PAUSED, Gst.State.READY, Gst.State.PAUSED, Gst.State.PLAYING):
             run.set_state(state)
     return frames, time.monotonic() - start
@@ -169,10 +179,10 @@ def main():
 
 
 def phases(run, args, rng):
-    frames, per_loop, secs = long_run(run, args.long_loops)
+    frames, per_loop, first_pts, secs = long_run(run, args.long_loops)
     print(f"long run: {frames} frames ({args.long_loops} x {per_loop}), all in order, none lost, {secs:.1f} s")
     run.seek(0)
-    frames, secs = state_cycles(run, args.cycles, rng)
+    frames, secs = state_cycles(run, args.cycles, rng, first_pts)
     print(f"state cycles: {args.cycles} cycles PLAYING-PAUSED-READY-PAUSED-PLAYING, {frames} frames between, {secs:.1f} s")
     frames, secs = flushing_seeks(run, args.seeks, rng)
     print(f"flushing seeks: {args.seeks} seeks, {frames} frames after them, all in order, {secs:.1f} s")

@@ -332,7 +332,7 @@ fn twenty_null_playing_null_cycles_leave_no_threads() {
             assert!(matches!(msg.map(|m| m.type_()), Some(gst::MessageType::Eos)), "cycle {cycle}");
         }
         pipeline.set_state(gst::State::Null).unwrap();
-        assert_eq!(element_threads(), 0, "cycle {cycle}: worker threads left running");
+        assert_eq!(element_threads_left(), 0, "cycle {cycle}: worker threads left running");
     }
 }
 

@@ -88,11 +88,24 @@ pub fn faces(b: &gst::BufferRef) -> Vec<(i32, (u32, u32, u32, u32))> {
         .collect()
 }
 
-/// Names of this process's threads that belong to the element.
-pub fn element_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|name| name.starts_with("facerestore"))
-        .count()
+/// How many of this process's threads belong to the element, once joined threads are gone:
+/// `join` returns when the kernel wakes the joiner, a moment before the thread leaves
+/// `/proc/self/task`, so a count taken at once can still see it. Waits (10 s at most) for the
+/// count to reach zero; a thread really left running is still counted then.
+pub fn element_threads_left() -> usize {
+    let count = || {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("facerestore"))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = count();
+        if n == 0 || std::time::Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
