@@ -24,6 +24,9 @@ cargo build --release --workspace
 GFPGAN=target/release/gfpgan
 # The face-api.js models (landmarks, expressions, identity) and the face crops the tests use.
 tests/faceapi/run.sh
+# NIQE's pristine model for `gfpgan eval` and the tests (from BasicSR's source distribution on
+# PyPI); the sample below does not need it.
+weights/fetch-niqe.sh || echo "*** weights/niqe_pris_params.npz not fetched: gfpgan eval and its tests need it"
 
 weights=weights/GFPGANv1.4.pth
 if ! weights/fetch.sh v1.4; then

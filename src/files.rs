@@ -1,7 +1,7 @@
-//! Files the library writes: never a partial file at the destination, never an old file lost to
-//! a failed write.
+//! Files the library reads and writes: image files found in folders; and writes that never leave
+//! a partial file at the destination, never an old file lost to a failed write.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
@@ -57,4 +57,23 @@ mod tests {
         assert!(folder.is_dir());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "temporary files left behind");
     }
+}
+
+/// The image file extensions read as photos and faces (compared without case).
+pub const IMAGE_EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
+
+/// Whether `path` names an image file by its extension.
+pub fn is_image(path: &Path) -> bool {
+    path.extension().map(|e| e.to_ascii_lowercase()).is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e == *x))
+}
+
+/// The image files of a folder, sorted by name.
+pub fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
+    found.sort();
+    Ok(found)
 }

@@ -20,13 +20,15 @@
 //!
 //! Below them: [`model`] (the GFPGANv1Clean network in candle), [`nhwc`] (the fast CPU engine),
 //! [`faceapi`] (face-api.js's networks in candle), [`weights`] (checkpoints) and [`device`].
-//! Apart from the production path: [`synth`] (degradation, test clips, flicker).
+//! Apart from the production path: [`synth`] (degradation, test clips, flicker) and [`eval`]
+//! (restoration quality as the paper measures it, and video steadiness).
 
 pub mod align;
 pub mod analyze;
 pub mod blend;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod faceapi;
 pub mod files;
 pub mod frame;

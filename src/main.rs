@@ -28,6 +28,8 @@ enum Command {
     Restore(cli::restore::Args),
     /// Detect faces, their landmarks and expressions, without restoring; one JSON line per image.
     Analyze(cli::analyze::Args),
+    /// Align the faces of photos to the FFHQ template, one PNG each (for eval, restore --aligned).
+    Align(cli::align::Args),
     /// Degrade a clean image the way GFP-GAN's training does (blur, downscale, noise, JPEG).
     Degrade(cli::degrade::Args),
     /// Render a synthetic test clip from photos (faces on a grid, drifting, camera shake,
@@ -36,6 +38,12 @@ enum Command {
     /// Measure flicker on a clip of still faces under camera shake: the element's engine with
     /// and without temporal smoothing, and the official per-frame recipe.
     Flicker(cli::flicker::Args),
+    /// Measure restoration quality on aligned faces with ground truth (PSNR, SSIM, NIQE, identity
+    /// and landmark distances), beside two baselines; writes metrics.json, report.md, grid.png.
+    Eval(cli::eval::Args),
+    /// Measure how steady a restored clip is against its input (flicker, landmark jitter,
+    /// identity consistency inside the tracked faces); video files or frame folders.
+    EvalVideo(cli::eval_video::Args),
     /// Convert a checkpoint (.pth or .safetensors) to .safetensors after checking it.
     Convert(cli::convert::Args),
 }
@@ -48,9 +56,12 @@ fn main() -> ExitCode {
         Command::InitRandom(args) => cli::init_random::run(args),
         Command::Restore(args) => cli::restore::run(args),
         Command::Analyze(args) => cli::analyze::run(args),
+        Command::Align(args) => cli::align::run(args),
         Command::Degrade(args) => cli::degrade::run(args),
         Command::Clip(args) => cli::clip::run(args),
         Command::Flicker(args) => cli::flicker::run(args),
+        Command::Eval(args) => cli::eval::run(args),
+        Command::EvalVideo(args) => cli::eval_video::run(args),
         Command::Convert(args) => cli::convert::run(args),
     };
     match result {

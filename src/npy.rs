@@ -2,7 +2,8 @@
 //! strictly and the shape it declares is checked against the bytes actually there before
 //! anything is allocated (a few bytes of header may claim terabytes). Only what the network
 //! takes and gives is accepted: little-endian float32 in C order (`np.save` of a float32 array
-//! on any common machine), headers of format version 1, 2 or 3.
+//! on any common machine), headers of format version 1, 2 or 3. Parameter files (the NIQE
+//! model's `.npz`) are read as float64 with [`read_f64`].
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -20,6 +21,8 @@ const MAX_HEADER: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     pub shape: Vec<usize>,
+    /// Column-major data (`fortran_order: True`); only float64 parameter arrays may be.
+    pub fortran_order: bool,
     /// Bytes before the data (magic, version, length and the header itself).
     pub data_offset: u64,
 }
@@ -72,9 +75,64 @@ fn header_bytes(shape: &[usize]) -> Vec<u8> {
     bytes
 }
 
+/// Little-endian float types an array may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+}
+
+impl Dtype {
+    fn descr(self) -> &'static str {
+        match self {
+            Dtype::F32 => "<f4",
+            Dtype::F64 => "<f8",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        }
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+}
+
+/// Reads a float64 array of `len` bytes from `r` (a file, or an entry of an `.npz`): its shape
+/// and values, C order. Errors are one line, without the file's name.
+pub fn read_f64(r: &mut impl Read, len: u64) -> std::result::Result<(Vec<usize>, Vec<f64>), String> {
+    let header = read_header_of(r, len, Dtype::F64)?;
+    let count: usize = header.shape.iter().product();
+    let mut bytes = vec![0u8; count * 8]; // checked against `len` in the header
+    r.read_exact(&mut bytes).map_err(|e| format!("the array's data: {e}"))?;
+    let values: Vec<f64> = bytes.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes"))).collect();
+    if !header.fortran_order || header.shape.len() < 2 {
+        return Ok((header.shape, values));
+    }
+    if header.shape.len() > 2 {
+        return Err(format!("column-major arrays of {} dimensions are not read", header.shape.len()));
+    }
+    // Column-major to row-major.
+    let (rows, cols) = (header.shape[0], header.shape[1]);
+    let c_order = (0..rows * cols).map(|i| values[(i % cols) * rows + i / cols]).collect();
+    Ok((header.shape, c_order))
+}
+
 /// Reads and checks the header of a file of `file_len` bytes: after it, exactly the declared
 /// shape's float32 values must follow.
 pub fn read_header(r: &mut impl Read, file_len: u64) -> std::result::Result<Header, String> {
+    read_header_of(r, file_len, Dtype::F32)
+}
+
+/// [`read_header`] for arrays of `dtype`.
+fn read_header_of(r: &mut impl Read, file_len: u64, dtype: Dtype) -> std::result::Result<Header, String> {
     let bad = || "not a readable .npy array: too short for a header".to_string();
     let mut pre = [0u8; 8];
     r.read_exact(&mut pre).map_err(|_| bad())?;
@@ -99,21 +157,23 @@ pub fn read_header(r: &mut impl Read, file_len: u64) -> std::result::Result<Head
         .ok()
         .filter(|t| t.is_ascii())
         .ok_or_else(|| format!("not a readable .npy array: version {version} header is not ASCII"))?;
-    let shape = parse_dict(text).map_err(|e| format!("not a readable .npy array: header {e}"))?;
+    let (shape, fortran_order) =
+        parse_dict(text, dtype).map_err(|e| format!("not a readable .npy array: header {e}"))?;
     let data_offset = (8 + len_bytes + header_len) as u64;
     let count = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
-    let want = count.and_then(|c| c.checked_mul(4)).and_then(|b| u64::try_from(b).ok());
+    let want = count.and_then(|c| c.checked_mul(dtype.size())).and_then(|b| u64::try_from(b).ok());
     let have = file_len.saturating_sub(data_offset);
     if want != Some(have) {
         let want = want.map_or("more than 2^64".to_string(), |w| w.to_string());
-        return Err(format!("shape {shape:?} needs {want} bytes of float32 data, the file holds {have}"));
+        let name = dtype.name();
+        return Err(format!("shape {shape:?} needs {want} bytes of {name} data, the file holds {have}"));
     }
-    Ok(Header { shape, data_offset })
+    Ok(Header { shape, fortran_order, data_offset })
 }
 
 /// The shape from a header dict, `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`
 /// (each key exactly once, any order, Python literal syntax), after checking the other two keys.
-fn parse_dict(text: &str) -> std::result::Result<Vec<usize>, String> {
+fn parse_dict(text: &str, dtype: Dtype) -> std::result::Result<(Vec<usize>, bool), String> {
     let mut p = Parser { s: text.as_bytes(), i: 0 };
     p.expect(b'{')?;
     let (mut descr, mut fortran, mut shape) = (None, None, None);
@@ -138,15 +198,18 @@ fn parse_dict(text: &str) -> std::result::Result<Vec<usize>, String> {
     let (Some(descr), Some(fortran), Some(shape)) = (descr, fortran, shape) else {
         return Err("lacks one of 'descr', 'fortran_order', 'shape'".into());
     };
+    let (want, name) = (dtype.descr(), dtype.name());
     match descr.as_str() {
-        "<f4" => {}
-        ">f4" => return Err("dtype '>f4' is big-endian, expected little-endian float32 ('<f4')".into()),
-        d => return Err(format!("dtype '{d}', expected float32 ('<f4')")),
+        d if d == want => {}
+        d if d.strip_prefix('>') == want.strip_prefix('<') => {
+            return Err(format!("dtype '{d}' is big-endian, expected little-endian {name} ('{want}')"));
+        }
+        d => return Err(format!("dtype '{d}', expected {name} ('{want}')")),
     }
-    if fortran {
+    if fortran && dtype == Dtype::F32 {
         return Err("says fortran_order: True, expected C order (np.ascontiguousarray before saving)".into());
     }
-    Ok(shape)
+    Ok((shape, fortran))
 }
 
 /// A cursor over the header dict's few Python literals.

@@ -30,13 +30,23 @@ impl LandmarkBox {
 /// The crops of `boxes` as the landmark and expression nets take them: `(n, 112, 112, 3)`,
 /// 0..255.
 pub fn crops(frame: &Rgb, boxes: &[LandmarkBox]) -> Result<Tensor> {
-    let size = LANDMARK_INPUT_SIZE;
-    let mut data = Vec::with_capacity(boxes.len() * size * size * 3);
-    for b in boxes {
+    square_crops(boxes.iter().map(|b| (frame, b)), boxes.len(), LANDMARK_INPUT_SIZE)
+}
+
+/// Square crops (`count` of them, each from its own frame) resized to `size`, bilinear: an
+/// `(n, size, size, 3)` batch, 0..255, the input of every face-api net.
+pub fn square_crops<'a>(
+    crops: impl Iterator<Item = (&'a Rgb, &'a LandmarkBox)>,
+    count: usize,
+    size: usize,
+) -> Result<Tensor> {
+    let mut data = Vec::with_capacity(count * size * size * 3);
+    for (frame, b) in crops {
         let s = b.side / size as f32;
         data.extend(warp(frame, &Similarity { a: s, b: 0.0, tx: b.x0, ty: b.y0 }, size).data);
     }
-    Ok(Tensor::from_vec(data, (boxes.len(), size, size, 3), &Device::Cpu)?)
+    let n = data.len() / (size * size * 3);
+    Ok(Tensor::from_vec(data, (n, size, size, 3), &Device::Cpu)?)
 }
 
 /// GFP-GAN's five points from the 68: eye centres (means of 36-41 and 42-47), nose tip (30),

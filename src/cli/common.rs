@@ -159,21 +159,10 @@ pub fn for_each_photo(photos: &[Photo], mut job: impl FnMut(&Photo) -> Result<St
 
 /// The image files among `inputs`, folders expanded (jpg, jpeg, png, webp; sorted).
 fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let is_image = |p: &Path| {
-        p.extension()
-            .map(|e| e.to_ascii_lowercase())
-            .is_some_and(|e| ["jpg", "jpeg", "png", "webp"].iter().any(|x| e == *x))
-    };
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| Error::io(input, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && is_image(p))
-                .collect();
-            found.sort();
-            files.extend(found);
+            files.extend(gfpgan::files::images_in(input)?);
         } else {
             // Named files are taken as they are, so that a wrong one gets its own error.
             files.push(input.clone());

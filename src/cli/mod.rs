@@ -1,11 +1,14 @@
 //! The subcommands, one module each: its arguments and its `run`.
 
+pub mod align;
 pub mod analyze;
 pub mod bench;
 pub mod clip;
 mod common;
 pub mod convert;
 pub mod degrade;
+pub mod eval;
+pub mod eval_video;
 pub mod flicker;
 pub mod forward;
 pub mod init_random;

@@ -19,7 +19,7 @@ use candle_core::{Device, Tensor};
 pub use expressions::{EXPRESSION_LABELS, ExpressionNet, Expressions};
 pub use landmarks::{LandmarkNet, Landmarks68};
 pub use ops::MEAN_RGB;
-pub use recognition::{DESCRIPTOR_LEN, RecognitionNet};
+pub use recognition::{DESCRIPTOR_LEN, INPUT_SIZE as RECOGNITION_INPUT_SIZE, RecognitionNet};
 pub use tfjs::WeightMap;
 
 use crate::error::{Error, Result};

@@ -125,12 +125,17 @@ fn blur(img: &Rgb, kernel: &[f32], size: usize) -> Rgb {
 
 /// Applies one degradation; the output has the input's size.
 pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -> Result<Rgb> {
+    let small = apply_small(img, d, kernel_size, rng)?;
+    Ok(back_to_size(&small, img.w, img.h, FilterType::Triangle, d))
+}
+
+/// The first part of a degradation: blur, downscale, noise and JPEG, at the low resolution.
+pub fn apply_small(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -> Result<Rgb> {
     let size = kernel_size | 1;
-    let mut x = blur(img, &gaussian_kernel(size, d.sigma, d.angle), size);
-    let (w, h) = (img.w as u32, img.h as u32);
-    let (sw, sh) =
-        (((w as f32) / d.downscale).round().max(1.0) as u32, ((h as f32) / d.downscale).round().max(1.0) as u32);
-    let mut small = x.resized(sw as usize, sh as usize);
+    let x = blur(img, &gaussian_kernel(size, d.sigma, d.angle), size);
+    let (w, h) = (img.w as f32, img.h as f32);
+    let (sw, sh) = ((w / d.downscale).round().max(1.0) as usize, (h / d.downscale).round().max(1.0) as usize);
+    let mut small = x.resized(sw, sh);
     if d.noise_sigma > 0.0 {
         let normal = Normal::new(0.0, d.noise_sigma).map_err(|e| Error::Input(e.to_string()))?;
         small.data.iter_mut().for_each(|v| *v += normal.sample(rng));
@@ -142,7 +147,13 @@ pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -
     let decoded = image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg)
         .map_err(|e| Error::Input(format!("JPEG decoding: {e}")))?
         .to_rgb8();
-    x = Rgb::from_rgb8(&image::imageops::resize(&decoded, w, h, FilterType::Triangle));
+    Ok(Rgb::from_rgb8(&decoded))
+}
+
+/// The second part: the low-resolution image resized back to `w x h` with `filter` (training
+/// uses bilinear; the evaluation's bicubic baseline, bicubic), then the colour shift and grey.
+pub fn back_to_size(small: &Rgb, w: usize, h: usize, filter: FilterType, d: &Degradation) -> Rgb {
+    let mut x = Rgb::from_rgb8(&image::imageops::resize(&small.to_rgb8(), w as u32, h as u32, filter));
     if let Some(shift) = d.color_shift {
         x.data
             .chunks_exact_mut(3)
@@ -154,14 +165,20 @@ pub fn apply(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut StdRng) -
             p.fill(l);
         });
     }
-    Ok(x)
+    x
 }
 
 /// Draws a degradation from `seed` and applies it.
 pub fn degrade(img: &Rgb, opts: &DegradeOptions, seed: u64) -> Result<(Rgb, Degradation)> {
+    let (small, d) = degrade_small(img, opts, seed)?;
+    Ok((back_to_size(&small, img.w, img.h, FilterType::Triangle, &d), d))
+}
+
+/// [`degrade`] stopped at the low resolution ([`apply_small`]): the same draw for the same seed.
+pub fn degrade_small(img: &Rgb, opts: &DegradeOptions, seed: u64) -> Result<(Rgb, Degradation)> {
     let mut rng = StdRng::seed_from_u64(seed);
     let d = Degradation::sample(opts, &mut rng);
-    Ok((apply(img, &d, opts.kernel_size, &mut rng)?, d))
+    Ok((apply_small(img, &d, opts.kernel_size, &mut rng)?, d))
 }
 
 #[cfg(test)]

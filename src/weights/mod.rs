@@ -8,7 +8,7 @@
 //! failure is one line naming the file.
 
 mod pickle;
-mod torch_zip;
+pub(crate) mod torch_zip;
 mod view;
 
 use std::collections::HashMap;

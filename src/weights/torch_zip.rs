@@ -27,7 +27,7 @@ const MAX_DEFLATE_RATIO: u64 = 1032;
 /// small file could make thousands of full-size views of one large storage.
 const MAX_VIEW_EXPANSION: u64 = 8;
 
-type Archive = ZipArchive<BufReader<File>>;
+pub(crate) type Archive = ZipArchive<BufReader<File>>;
 
 pub fn read(path: &Path) -> Result<HashMap<String, Tensor>> {
     let bad = |msg: String| Error::format(path, format!("invalid PyTorch checkpoint: {msg}"));
@@ -134,7 +134,7 @@ fn load_view(
 /// Reads a whole entry. Its declared size is checked against what the archive can hold before
 /// any allocation, the buffer is reserved fallibly, and the read goes to the end of the entry
 /// so that the zip reader verifies its CRC (which catches corrupted downloads).
-fn read_entry(zip: &mut Archive, index: usize, file_len: u64) -> std::result::Result<Vec<u8>, String> {
+pub(crate) fn read_entry(zip: &mut Archive, index: usize, file_len: u64) -> std::result::Result<Vec<u8>, String> {
     let mut entry = zip.by_index(index).map_err(|e| e.to_string())?;
     let name = entry.name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
     let (size, packed) = (entry.size(), entry.compressed_size());
