@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzing the loaders, large: the seeded mutational loop of tests/fuzz.rs (.pth, .safetensors,
-# .npy, TF.js manifests + shards, PNG/JPEG) in release, in a child process under `ulimit -v`
-# (4,000,000 KiB). Prints, per format, the cases, Ok / Err / panics and the ten most frequent
+# .npy, TF.js manifests + shards, PNG/JPEG, the NIQE model .npz) in release, in a child process
+# under `ulimit -v` (4,000,000 KiB). Prints, per format, the cases, Ok / Err / panics and the ten most frequent
 # error messages (digits folded to N); a panic, a multi-line error, an abort or a blown memory
 # cap fails the run with the seed and case that reproduce it.
 #

@@ -96,6 +96,15 @@ impl Rgb {
         Ok(Self { w, h, data })
     }
 
+    /// Mirrored left to right.
+    pub fn flipped_horizontally(&self) -> Rgb {
+        let mut data = Vec::with_capacity(self.data.len());
+        for row in self.data.chunks_exact(self.w * 3) {
+            data.extend(row.chunks_exact(3).rev().flatten());
+        }
+        Rgb { w: self.w, h: self.h, data }
+    }
+
     /// Resized with a triangle (bilinear) filter, through 8 bits.
     pub fn resized(&self, w: usize, h: usize) -> Rgb {
         let img = image::imageops::resize(&self.to_rgb8(), w as u32, h as u32, image::imageops::FilterType::Triangle);

@@ -20,8 +20,9 @@
 //!
 //! Below them: [`model`] (the GFPGANv1Clean network in candle), [`nhwc`] (the fast CPU engine),
 //! [`faceapi`] (face-api.js's networks in candle), [`weights`] (checkpoints) and [`device`].
-//! Apart from the production path: [`synth`] (degradation, test clips, flicker) and [`eval`]
-//! (restoration quality as the paper measures it, and video steadiness).
+//! Apart from the production path: [`synth`] (degradation, test clips, flicker), [`eval`]
+//! (restoration quality as the paper measures it, and video steadiness) and [`train`] (training
+//! data).
 
 pub mod align;
 pub mod analyze;
@@ -39,6 +40,7 @@ pub mod pipeline;
 pub mod restore;
 pub mod synth;
 pub mod track;
+pub mod train;
 pub mod weights;
 
 pub use candle_core as candle;

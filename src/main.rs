@@ -30,6 +30,9 @@ enum Command {
     Analyze(cli::analyze::Args),
     /// Align the faces of photos to the FFHQ template, one PNG each (for eval, restore --aligned).
     Align(cli::align::Args),
+    /// Make a training dataset: faces aligned from photos (or taken aligned), and the squares of
+    /// their eyes and mouth (components.json).
+    PrepareData(cli::prepare_data::Args),
     /// Degrade a clean image the way GFP-GAN's training does (blur, downscale, noise, JPEG).
     Degrade(cli::degrade::Args),
     /// Render a synthetic test clip from photos (faces on a grid, drifting, camera shake,
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Restore(args) => cli::restore::run(args),
         Command::Analyze(args) => cli::analyze::run(args),
         Command::Align(args) => cli::align::run(args),
+        Command::PrepareData(args) => cli::prepare_data::run(args),
         Command::Degrade(args) => cli::degrade::run(args),
         Command::Clip(args) => cli::clip::run(args),
         Command::Flicker(args) => cli::flicker::run(args),

@@ -34,7 +34,7 @@ const CHILD_ENV: &str = "GFPGAN_FUZZ_CHILD";
 const MEM_CAP_KIB: u64 = 4_000_000;
 const DEFAULT_CASES: u64 = 5000;
 const DEFAULT_SEED: u64 = 13;
-const FORMATS: [&str; 5] = ["pth", "safetensors", "npy", "tfjs", "image"];
+const FORMATS: [&str; 6] = ["pth", "safetensors", "npy", "tfjs", "image", "npz"];
 
 #[test]
 fn fuzz_loaders() {
@@ -226,6 +226,7 @@ fn load(format: &str, path: &Path) -> Result<(), String> {
             Ok(())
         }
         "image" => Rgb::open(path).map(|_| ()).map_err(s),
+        "npz" => gfpgan::eval::NiqeModel::load(path).map(|_| ()).map_err(s),
         _ => unreachable!(),
     }
 }
@@ -265,6 +266,8 @@ struct Seeds {
     tfjs: Vec<(String, String, Vec<(String, Vec<u8>)>)>,
     /// (extension, bytes).
     images: Vec<(&'static str, Vec<u8>)>,
+    /// NIQE models (float64 arrays in a zip), as their entries.
+    npz: Vec<ZipEntries>,
 }
 
 impl Seeds {
@@ -315,7 +318,20 @@ impl Seeds {
             Rgb::from_rgb8(&img).save(&p).unwrap();
             images.push((ext, read(p)));
         }
-        Seeds { pth, safetensors, npy, tfjs, images }
+        // NIQE's model: a synthetic one, and BasicSR's when weights/fetch-niqe.sh has run.
+        let mut npz = vec![vec![
+            ("mu_pris_param.npy".to_string(), npy_f64(&[1, 36], &vec![0.5; 36])),
+            (
+                "cov_pris_param.npy".to_string(),
+                npy_f64(&[36, 36], &(0..36 * 36).map(|i| f64::from(u8::from(i % 37 == 0))).collect::<Vec<_>>()),
+            ),
+            ("gaussian_window.npy".to_string(), npy_f64(&[7, 7], &vec![1.0 / 49.0; 49])),
+        ]];
+        let niqe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights/niqe_pris_params.npz");
+        if niqe.exists() {
+            npz.push(unzip(&read(niqe)));
+        }
+        Seeds { pth, safetensors, npy, tfjs, images, npz }
     }
 
     /// The seeds unmutated must load (the `.pth` also rebuilt by [`zip`], as the pickle cases
@@ -354,6 +370,9 @@ impl Seeds {
         for (i, (ext, bytes)) in self.images.iter().enumerate() {
             must_load("image", &format!("seed{i}.{ext}"), bytes);
         }
+        for (i, entries) in self.npz.iter().enumerate() {
+            must_load("npz", &format!("seed{i}.npz"), &zip(entries));
+        }
         std::fs::remove_dir_all(&dir).ok();
     }
 
@@ -376,6 +395,27 @@ impl Seeds {
                 (p, format!("npy seed {i}: {what}"))
             }
             "tfjs" => self.mutate_tfjs(rng, dir),
+            "npz" => {
+                let i = rng.random_range(0..self.npz.len());
+                let mut entries = self.npz[i].clone();
+                let k = rng.random_range(0..entries.len());
+                let roll = rng.random_range(0..100);
+                let (bytes, what) = if roll < 40 {
+                    let what = npy_header_edit(rng, &mut entries[k].1);
+                    (zip(&entries), format!("{}: {what}", entries[k].0))
+                } else if roll < 70 {
+                    let other = entries[rng.random_range(0..entries.len())].1.clone();
+                    let what = byte_mutations(rng, &mut entries[k].1, 0..128, &other);
+                    (zip(&entries), format!("{}: {what}", entries[k].0))
+                } else {
+                    let mut bytes = zip(&entries);
+                    let what = byte_mutations(rng, &mut bytes, 0..64, &[]);
+                    (bytes, format!("archive: {what}"))
+                };
+                let p = dir.join("case.npz");
+                std::fs::write(&p, bytes).unwrap();
+                (p, format!("npz seed {i}: {what}"))
+            }
             "image" => {
                 let i = rng.random_range(0..self.images.len());
                 let (ext, seed) = &self.images[i];
@@ -540,6 +580,20 @@ fn unzip(bytes: &[u8]) -> ZipEntries {
             (f.name().unwrap().to_string(), data)
         })
         .collect()
+}
+
+/// A float64 `.npy` (version 1, C order) of `values` shaped `shape`, as numpy writes it.
+fn npy_f64(shape: &[usize], values: &[f64]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let mut dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({}), }}", dims.join(", "));
+    let unpadded = 10 + dict.len() + 1;
+    dict.extend(std::iter::repeat_n(' ', unpadded.next_multiple_of(64) - unpadded));
+    dict.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((dict.len() as u16).to_le_bytes());
+    bytes.extend(dict.as_bytes());
+    values.iter().for_each(|v| bytes.extend(v.to_le_bytes()));
+    bytes
 }
 
 /// A stored (uncompressed) zip of `entries`, as torch.save writes. Duplicate names are skipped

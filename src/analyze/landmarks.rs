@@ -18,7 +18,20 @@ pub struct LandmarkBox {
     pub side: f32,
 }
 
+/// Where rustface finds the face in faces aligned to the 512 FFHQ template (median of the 20
+/// faces of the face-api demo photos: a square of side 312 around (262, 281)).
+pub const ALIGNED_FACE_BOX_512: LandmarkBox = LandmarkBox { x0: 106.0, y0: 125.0, side: 312.0 };
+/// The landmark square of an aligned face: the face box enlarged 1.2x on its centre, as the
+/// analysis step enlarges detection boxes.
+pub const ALIGNED_LANDMARK_BOX_512: LandmarkBox = LandmarkBox { x0: 74.8, y0: 93.8, side: 374.4 };
+
 impl LandmarkBox {
+    /// A box of the 512 template scaled to an aligned face of `side` pixels.
+    pub fn scaled_to(&self, side: usize) -> Self {
+        let k = side as f32 / 512.0;
+        Self { x0: self.x0 * k, y0: self.y0 * k, side: self.side * k }
+    }
+
     /// A square `scale` times the box's larger side, on the box's centre.
     pub fn around(d: &Detection, scale: f32) -> Self {
         let side = d.w.max(d.h) * scale;
@@ -72,6 +85,15 @@ mod tests {
         }
         let five = five_points(&l);
         assert_eq!(five, [[38.5, 77.0], [44.5, 89.0], [30.0, 60.0], [48.0, 96.0], [54.0, 108.0]]);
+    }
+
+    #[test]
+    fn the_aligned_landmark_box_is_the_face_box_enlarged_on_its_centre() {
+        let c = |b: LandmarkBox| (b.x0 + b.side / 2.0, b.y0 + b.side / 2.0);
+        let ((x1, y1), (x2, y2)) = (c(ALIGNED_FACE_BOX_512), c(ALIGNED_LANDMARK_BOX_512));
+        assert!((x1 - x2).abs() < 1e-3 && (y1 - y2).abs() < 1e-3);
+        assert!((ALIGNED_LANDMARK_BOX_512.side - 1.2 * ALIGNED_FACE_BOX_512.side).abs() < 1e-3);
+        assert_eq!(ALIGNED_FACE_BOX_512.scaled_to(256), LandmarkBox { x0: 53.0, y0: 62.5, side: 156.0 });
     }
 
     #[test]

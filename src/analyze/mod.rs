@@ -12,7 +12,7 @@ pub use detect::{Detection, DetectorOptions, FaceDetector};
 pub use landmarks::{LandmarkBox, five_points};
 
 use crate::error::Result;
-use crate::faceapi::{EXPRESSION_LABELS, ExpressionNet, LandmarkNet};
+use crate::faceapi::{EXPRESSION_LABELS, ExpressionNet, LANDMARK_INPUT_SIZE, LandmarkNet};
 use crate::frame::Rgb;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -123,6 +123,20 @@ impl FaceAnalyzer {
                 Face { detection, landmarks, five: five_points(&landmarks), expression }
             })
             .collect())
+    }
+
+    /// The 68 landmarks of faces aligned to the FFHQ template (any size, the template scaled
+    /// to it), found in the template's fixed landmark box: no detection needed. Aligned-face
+    /// pixels.
+    pub fn aligned_landmarks(&self, faces: &[&Rgb]) -> Result<Vec<[[f32; 2]; 68]>> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let boxes: Vec<LandmarkBox> =
+            faces.iter().map(|f| landmarks::ALIGNED_LANDMARK_BOX_512.scaled_to(f.w)).collect();
+        let batch = landmarks::square_crops(faces.iter().copied().zip(&boxes), faces.len(), LANDMARK_INPUT_SIZE)?;
+        let marks = self.landmarks.landmarks(&batch)?;
+        Ok(marks.iter().zip(&boxes).map(|(m, b)| m.in_frame(b.x0, b.y0, b.side)).collect())
     }
 
     /// Turns the expression net on (loading it the first time) or off.

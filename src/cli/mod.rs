@@ -13,4 +13,5 @@ pub mod flicker;
 pub mod forward;
 pub mod init_random;
 pub mod inspect;
+pub mod prepare_data;
 pub mod restore;

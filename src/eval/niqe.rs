@@ -15,6 +15,7 @@ use crate::npy;
 
 const BLOCK: usize = 96;
 const FEATURES: usize = 36;
+const MAX_WINDOW: usize = 15;
 
 /// The pristine model: what the features of natural, undistorted images look like.
 #[derive(Debug, Clone)]
@@ -48,8 +49,11 @@ impl NiqeModel {
         if mu.len() != FEATURES || !square(&cov_shape) || cov_shape[0] != FEATURES {
             return Err(bad(format!("a model of {FEATURES} features is expected, got {mu_shape:?} and {cov_shape:?}")));
         }
-        if !square(&w_shape) || w_shape[0] % 2 == 0 {
-            return Err(bad(format!("the Gaussian window must be square with an odd side, got {w_shape:?}")));
+        // BasicSR's is 7x7; a larger one would cost its area per pixel.
+        if !square(&w_shape) || w_shape[0] % 2 == 0 || w_shape[0] > MAX_WINDOW {
+            return Err(bad(format!(
+                "the Gaussian window must be square with an odd side up to {MAX_WINDOW}, got {w_shape:?}"
+            )));
         }
         Ok(Self { mu, cov, window, window_side: w_shape[0] })
     }
