@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{checkpoint, face_models, fixture};
@@ -213,4 +213,50 @@ fn lpips_equals_the_lpips_package_on_a_formula_backbone() {
     broken.remove("features.8.bias");
     let e = gfpgan::eval::Lpips::new(&broken).err().expect("a backbone without a bias is refused");
     assert!(e.contains("features.8.bias"), "{e}");
+}
+
+#[test]
+fn eval_takes_given_degraded_faces_matched_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gt, lq) = (dir.path().join("gt"), dir.path().join("lq"));
+    std::fs::create_dir_all(&gt).unwrap();
+    std::fs::create_dir_all(&lq).unwrap();
+    for name in ["01", "03"] {
+        std::fs::copy(fixture(&format!("eval/{name}_gt.png")), gt.join(format!("f{name}.png"))).unwrap();
+        // Given at half size, as x2 super-resolution sets give them.
+        let small = Rgb::open(&fixture(&format!("eval/{name}_lq.png"))).unwrap().resized(96, 96);
+        small.save(&lq.join(format!("f{name}.png"))).unwrap();
+    }
+    let report = dir.path().join("report");
+    let (w, niqe, models) = (checkpoint("c256"), niqe_params(), face_models());
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let args = [
+        ("--weights", path(&w)),
+        ("--gt", path(&gt)),
+        ("--lq", path(&lq)),
+        ("-o", path(&report)),
+        ("--niqe-params", path(&niqe)),
+        ("--face-models", path(&models)),
+    ];
+    let run = || {
+        let mut a = vec!["eval"];
+        a.extend(args.iter().flat_map(|(k, v)| [*k, v.as_str()]));
+        gfpgan(&a)
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
+    let names: Vec<&str> = json["faces"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["f01", "f03"]);
+    assert!(json["setup"]["degraded"].as_str().unwrap().contains("given"), "{}", json["setup"]);
+    // From 96 px the two upscalings differ: the baselines are not the same image.
+    let face = &json["faces"][0]["methods"];
+    assert_ne!(face[1]["psnr"], face[2]["psnr"], "{face}");
+    // A ground truth without its degraded face is named.
+    std::fs::remove_file(lq.join("f03.png")).unwrap();
+    let out = run();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("no degraded face named f03"), "{e}");
 }
