@@ -107,8 +107,12 @@ impl Rgb {
 
     /// Resized with a triangle (bilinear) filter, through 8 bits.
     pub fn resized(&self, w: usize, h: usize) -> Rgb {
-        let img = image::imageops::resize(&self.to_rgb8(), w as u32, h as u32, image::imageops::FilterType::Triangle);
-        Rgb::from_rgb8(&img)
+        self.resized_with(w, h, image::imageops::FilterType::Triangle)
+    }
+
+    /// Resized with `filter`, through 8 bits.
+    pub fn resized_with(&self, w: usize, h: usize, filter: image::imageops::FilterType) -> Rgb {
+        Rgb::from_rgb8(&image::imageops::resize(&self.to_rgb8(), w as u32, h as u32, filter))
     }
 
     /// From a packed 8-bit frame (padding and any alpha channel are ignored).

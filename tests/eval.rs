@@ -67,8 +67,8 @@ fn the_ground_truth_scores_best_and_a_blurred_face_worse() {
         n
     };
     // 01_lq is 01_gt blurred (sigma 2).
-    let s = evaluator.score(&[&gt, &lq, &noisy], &[&gt, &gt, &gt]).unwrap();
-    let (perfect, blurred, noise) = (s[0], s[1], s[2]);
+    let s = evaluator.score(&[&gt], &[vec![&gt], vec![&lq], vec![&noisy]]).unwrap();
+    let (perfect, blurred, noise) = (s[0][0], s[1][0], s[2][0]);
     assert_eq!((perfect.psnr, perfect.ssim), (f64::INFINITY, 1.0));
     assert_eq!((perfect.deg_faceapi, perfect.lmd_faceapi), (0.0, 0.0));
     assert!(blurred.psnr < 40.0 && blurred.ssim < 0.95, "{blurred:?}");

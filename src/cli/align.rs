@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use gfpgan::analyze::FaceAnalyzer;
+use gfpgan::pipeline::find_and_align;
 use gfpgan::{Error, Result, Rgb};
 
 use super::common::{Inputs, PhotoArgs, check_arg, for_each_photo, photos};
@@ -28,15 +29,12 @@ pub fn run(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.output).map_err(|e| Error::io(&args.output, e))?;
     for_each_photo(&photos, |photo| {
         let frame = Rgb::open(&photo.path)?;
-        let faces = analyzer.analyze(&frame)?;
-        let mut written = 0;
-        for (i, face) in faces.iter().enumerate() {
-            let Some(aligned) = gfpgan::align::align(&frame, &face.five, args.size) else { continue };
+        let faces = find_and_align(&mut analyzer, &frame, args.size)?;
+        for (i, (_, aligned)) in faces.iter().enumerate() {
             let path = args.output.join(format!("{}_face{i}.png", photo.name));
             inputs.check(&path)?;
             aligned.crop.save(&path)?;
-            written += 1;
         }
-        Ok(format!("{}: {written} face(s) aligned", photo.path.display()))
+        Ok(format!("{}: {} face(s) aligned", photo.path.display(), faces.len()))
     })
 }

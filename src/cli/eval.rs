@@ -99,26 +99,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let report = Report::new(setup, faces);
     report.write(&args.output, &rows)?;
-    print!("{}", summary(&report));
+    print!("{}", report.table());
+    if !report.not_beaten.is_empty() {
+        println!("not better than the baselines on: {}", report.not_beaten.join(", "));
+    }
     println!("report: {}", args.output.join("report.md").display());
     Ok(())
-}
-
-/// The table of means, as printed at the end.
-fn summary(report: &Report) -> String {
-    let mut s = format!(
-        "{:<8} {:>9} {:>7} {:>7} {:>12} {:>12} {:>7}\n",
-        "method", "psnr", "ssim", "niqe", "deg_faceapi", "lmd_faceapi", "lpips"
-    );
-    for (name, m) in &report.means {
-        let v = m.values();
-        s += &format!(
-            "{name:<8} {:>9.3} {:>7.4} {:>7.3} {:>12.2} {:>12.2} {:>7.4}\n",
-            v[0], v[1], v[2], v[3], v[4], v[5]
-        );
-    }
-    if !report.not_beaten.is_empty() {
-        s += &format!("not better than the baselines on: {}\n", report.not_beaten.join(", "));
-    }
-    s
 }

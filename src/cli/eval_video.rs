@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use gfpgan::eval::TemporalEvaluator;
+use gfpgan::eval::dataset::images_in;
 use gfpgan::{Error, Result, Rgb};
 
 use super::common::{Inputs, write_text};
@@ -70,11 +71,7 @@ struct Frames {
 impl Frames {
     fn open(path: &Path) -> Result<Self> {
         if path.is_dir() {
-            let files = gfpgan::files::images_in(path)?;
-            if files.is_empty() {
-                return Err(Error::Input(format!("{}: no frames (png, jpg, webp) in this folder", path.display())));
-            }
-            return Ok(Self { files, temporary: None });
+            return Ok(Self { files: images_in(path)?, temporary: None });
         }
         if !path.is_file() {
             return Err(Error::Input(format!("{}: no such video file or frame folder", path.display())));

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gfpgan::eval::TemporalEvaluator;
 use gfpgan::eval::steadiness::compare;
 use gfpgan::synth::flicker;
 use gfpgan::{Result, Rgb};
@@ -36,7 +35,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     // The clip-aware flicker undoes the shake and needs still faces to mean anything.
     let still = c.motion == 0.0;
-    let input = TemporalEvaluator::evaluate(&args.face_models, &frames, &frames)?;
+    let results = compare(&frames, &args.face_models, &restorer, f64::from(clip.spec.fps))?;
     println!(
         "{:<62} {:>8} {:>9} {:>9}{}",
         "",
@@ -45,16 +44,15 @@ pub fn run(args: Args) -> Result<()> {
         "identity",
         if still { "  clip flicker" } else { "" }
     );
-    let line = |name: &str, s: &gfpgan::eval::TemporalScores, out: &[Rgb]| {
+    let line = |name: &str, (flick, jitter, identity): (f64, f64, f64), out: &[Rgb]| {
         let clip_flicker = if still { format!("  {:>12.3}", flicker(&clip, out)) } else { String::new() };
-        println!(
-            "{name:<62} {:>8.3} {:>9.4} {:>9.4}{clip_flicker}",
-            s.flicker, s.landmark_jitter, s.identity_consistency
-        );
+        println!("{name:<62} {flick:>8.3} {jitter:>9.4} {identity:>9.4}{clip_flicker}");
     };
-    line("input (no processing)", &input, &frames);
-    for (recipe, scores, out) in compare(&frames, &args.face_models, &restorer, f64::from(clip.spec.fps))? {
-        line(&recipe.name(), &scores, &out);
+    // Every recipe was scored on the same tracked input: its input figures are the reference.
+    let input = results[0].1;
+    line("input (no processing)", (0.0, input.input_landmark_jitter, input.input_identity_consistency), &frames);
+    for (recipe, s, out) in &results {
+        line(&recipe.name(), (s.flicker, s.landmark_jitter, s.identity_consistency), out);
     }
     println!(
         "flicker: frame-to-frame change inside the tracked faces, output minus input (0..255); lm jitter: \

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use gfpgan::analyze::FaceAnalyzer;
+use gfpgan::pipeline::find_and_align;
 use gfpgan::train::data::{COMPONENTS_FILE, ComponentFile, Components, FACES_DIR};
 use gfpgan::{Error, Result, Rgb};
 
@@ -107,13 +108,11 @@ fn refuse_existing(dir: &Path) -> Result<()> {
 /// Every face of a photo aligned at `size`, with its components from the landmarks the
 /// analysis found (carried into the crop by the alignment).
 fn faces_of_photo(analyzer: &mut FaceAnalyzer, frame: &Rgb, size: usize) -> Result<Vec<(Rgb, Components)>> {
-    Ok(analyzer
-        .analyze(frame)?
-        .iter()
-        .filter_map(|face| {
-            let aligned = gfpgan::align::align(frame, &face.five, size)?;
+    Ok(find_and_align(analyzer, frame, size)?
+        .into_iter()
+        .map(|(face, aligned)| {
             let landmarks = face.landmarks.map(|p| aligned.to_crop.apply(p));
-            Some((aligned.crop, Components::from_landmarks(&landmarks, size)))
+            (aligned.crop, Components::from_landmarks(&landmarks, size))
         })
         .collect())
 }

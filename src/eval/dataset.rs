@@ -73,7 +73,7 @@ fn resize(img: &Rgb, size: usize, filter: FilterType) -> Rgb {
     if img.w == size && img.h == size {
         return img.clone();
     }
-    Rgb::from_rgb8(&image::imageops::resize(&img.to_rgb8(), size as u32, size as u32, filter))
+    img.resized_with(size, size, filter)
 }
 
 /// The image in `dir` whose stem is `name`.

@@ -98,29 +98,35 @@ impl Evaluator {
         &self.niqe
     }
 
-    /// Scores `outputs[i]` against `truths[i]` (same sizes; any number of faces, one batch for
-    /// the face-api nets).
-    pub fn score(&self, outputs: &[&Rgb], truths: &[&Rgb]) -> Result<Vec<Scores>> {
-        let outputs: Vec<Rgb> = outputs.iter().map(|o| quantized(o)).collect();
+    /// Scores several methods against the same truths: `methods[m][i]` is method `m`'s output
+    /// for `truths[i]` (same size). Each truth is read by the face-api nets once, and all the
+    /// images go through them in one batch.
+    pub fn score(&self, truths: &[&Rgb], methods: &[Vec<&Rgb>]) -> Result<Vec<Vec<Scores>>> {
         let truths: Vec<Rgb> = truths.iter().map(|t| quantized(t)).collect();
-        let sigs = self.faces.aligned_signatures(&outputs.iter().chain(&truths).collect::<Vec<_>>())?;
-        let (out_sigs, gt_sigs) = sigs.split_at(outputs.len());
+        let outputs: Vec<Rgb> = methods.iter().flatten().map(|o| quantized(o)).collect();
+        let sigs = self.faces.aligned_signatures(&truths.iter().chain(&outputs).collect::<Vec<_>>())?;
+        let (gt_sigs, out_sigs) = sigs.split_at(truths.len());
         outputs
-            .iter()
-            .zip(&truths)
-            .zip(out_sigs.iter().zip(gt_sigs))
-            .map(|((o, t), (so, st))| {
-                Ok(Scores {
-                    psnr: quality::psnr(o, t)?,
-                    ssim: quality::ssim(o, t)?,
-                    niqe: self.niqe.score(o)?,
-                    deg_faceapi: identity::identity_angle(so, st),
-                    lmd_faceapi: identity::landmark_distance(so, st),
-                    lpips: match &self.lpips {
-                        Some(l) => l.distance(o, t)?,
-                        None => f64::NAN,
-                    },
-                })
+            .chunks(truths.len().max(1))
+            .zip(out_sigs.chunks(truths.len().max(1)))
+            .map(|(outs, sigs)| {
+                outs.iter()
+                    .zip(sigs)
+                    .zip(truths.iter().zip(gt_sigs))
+                    .map(|((o, so), (t, st))| {
+                        Ok(Scores {
+                            psnr: quality::psnr(o, t)?,
+                            ssim: quality::ssim(o, t)?,
+                            niqe: self.niqe.score(o)?,
+                            deg_faceapi: identity::identity_angle(so, st),
+                            lmd_faceapi: identity::landmark_distance(so, st),
+                            lpips: match &self.lpips {
+                                Some(l) => l.distance(o, t)?,
+                                None => f64::NAN,
+                            },
+                        })
+                    })
+                    .collect()
             })
             .collect()
     }
@@ -137,18 +143,20 @@ impl Evaluator {
         let inputs: Vec<Rgb> = pairs.iter().map(|p| p.input.clone()).collect();
         let restored: Vec<Rgb> =
             restore_crops(restorer, &inputs, batch_size, FaceNoise::Shared(noise))?.iter().map(quantized).collect();
-        let n = pairs.len();
-        let outputs: Vec<&Rgb> =
-            restored.iter().chain(pairs.iter().map(|p| &p.bicubic)).chain(pairs.iter().map(|p| &p.input)).collect();
-        let truths: Vec<&Rgb> = (0..3).flat_map(|_| pairs.iter().map(|p| &p.gt)).collect();
-        let scores = self.score(&outputs, &truths)?;
+        let truths: Vec<&Rgb> = pairs.iter().map(|p| &p.gt).collect();
+        let methods = [
+            restored.iter().collect(),
+            pairs.iter().map(|p| &p.bicubic).collect(),
+            pairs.iter().map(|p| &p.input).collect(),
+        ];
+        let scores = self.score(&truths, &methods)?;
         let faces = pairs
             .iter()
             .enumerate()
             .map(|(i, p)| {
                 Ok(FaceScores {
                     name: p.name.clone(),
-                    methods: [scores[i], scores[n + i], scores[2 * n + i]],
+                    methods: [scores[0][i], scores[1][i], scores[2][i]],
                     gt_niqe: self.niqe.score(&quantized(&p.gt))?,
                 })
             })

@@ -60,18 +60,11 @@ impl Report {
         serde_json::to_string_pretty(self).expect("a report serialises")
     }
 
-    pub fn to_markdown(&self) -> String {
-        let s = &self.setup;
-        let mut md = format!(
-            "# Face restoration report\n\nWeights: `{}`  \nGround truth: `{}` ({} faces at {}x{})  \nDegraded: {}\n\n",
-            s.weights,
-            s.ground_truth,
-            self.faces.len(),
-            s.size,
-            s.size,
-            s.degraded
-        );
-        md += "| method | PSNR (dB) ↑ | SSIM ↑ | NIQE ↓ | deg_faceapi (°) ↓ | lmd_faceapi (px) ↓ | LPIPS ↓ |\n";
+    /// The means as a markdown table, one row per method and one for the ground truth (also
+    /// what `gfpgan eval` prints at the end).
+    pub fn table(&self) -> String {
+        let mut md = "| method | PSNR (dB) ↑ | SSIM ↑ | NIQE ↓ | deg_faceapi (°) ↓ | lmd_faceapi (px) ↓ | LPIPS ↓ |\n"
+            .to_string();
         md += "|---|---|---|---|---|---|---|\n";
         for (name, m) in &self.means {
             let v = m.values();
@@ -85,7 +78,23 @@ impl Report {
                 fmt(v[5], 4)
             );
         }
-        md += &format!("| ground truth | inf | 1 | {} | 0 | 0 | 0 |\n\n", fmt(self.gt_niqe, 3));
+        md += &format!("| ground truth | inf | 1 | {} | 0 | 0 | 0 |\n", fmt(self.gt_niqe, 3));
+        md
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let s = &self.setup;
+        let mut md = format!(
+            "# Face restoration report\n\nWeights: `{}`  \nGround truth: `{}` ({} faces at {}x{})  \nDegraded: {}\n\n",
+            s.weights,
+            s.ground_truth,
+            self.faces.len(),
+            s.size,
+            s.size,
+            s.degraded
+        );
+        md += &self.table();
+        md += "\n";
         md += "gfpgan: the network's output; bicubic: the degraded face upscaled bicubically from its own \
                resolution; input: the degraded face as the network takes it. PSNR and SSIM on RGB as BasicSR \
                computes them; NIQE as BasicSR computes it; deg_faceapi and lmd_faceapi use face-api.js's \

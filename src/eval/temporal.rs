@@ -18,8 +18,8 @@ use serde::Serialize;
 
 use super::identity::{FaceMetrics, FaceSignature, cosine};
 use crate::align::Similarity;
-use crate::analyze::DetectorOptions;
 use crate::analyze::landmarks::LandmarkBox;
+use crate::analyze::{AnalyzerOptions, DetectorOptions};
 use crate::error::{Error, Result};
 use crate::frame::Rgb;
 use crate::track::{FaceTracker, TrackerOptions};
@@ -38,9 +38,6 @@ pub struct TemporalScores {
     /// Consecutive-frame pairs of one tracked face that were measured.
     pub face_pairs: usize,
 }
-
-/// Side of the landmark square relative to the face box (as the analysis step uses).
-const LANDMARK_BOX_SCALE: f32 = 1.2;
 
 /// Tracks faces on an input clip and measures an output clip inside them, a frame at a time
 /// (only the previous frame is kept).
@@ -93,15 +90,15 @@ impl TemporalEvaluator {
         let boxes: Vec<[LandmarkBox; 2]> = tracked
             .iter()
             .map(|t| {
-                let d = t.face.detection;
-                let side = d.w.max(d.h);
-                let [cx, cy] = d.center();
-                let b = LandmarkBox { x0: cx - side / 2.0, y0: cy - side / 2.0, side };
-                [b, enlarged(b)]
+                let d = &t.face.detection;
+                [LandmarkBox::around(d, 1.0), LandmarkBox::around(d, AnalyzerOptions::default().landmark_box_scale)]
             })
             .collect();
-        let sig_in = self.nets.signatures(&vec![&input; boxes.len()], &boxes)?;
-        let sig_out = self.nets.signatures(&vec![&output; boxes.len()], &boxes)?;
+        // The faces of both frames in one batch: inputs first, then outputs.
+        let n = boxes.len();
+        let frames: Vec<&Rgb> = std::iter::repeat_n(&input, n).chain(std::iter::repeat_n(&output, n)).collect();
+        let mut sig_in = self.nets.signatures(&frames, &boxes.repeat(2))?;
+        let sig_out = sig_in.split_off(n);
         let faces = tracked
             .iter()
             .zip(&boxes)
@@ -133,12 +130,6 @@ impl TemporalEvaluator {
         }
         Ok(e.scores())
     }
-}
-
-fn enlarged(b: LandmarkBox) -> LandmarkBox {
-    let side = b.side * LANDMARK_BOX_SCALE;
-    let d = (side - b.side) / 2.0;
-    LandmarkBox { x0: b.x0 - d, y0: b.y0 - d, side }
 }
 
 #[derive(Default)]

@@ -7,5 +7,5 @@ pub mod photo;
 pub mod stream;
 
 pub use aligned::restore_aligned_face;
-pub use photo::{PhotoOptions, PhotoPipeline, Restored};
+pub use photo::{PhotoOptions, PhotoPipeline, Restored, find_and_align};
 pub use stream::{FaceResult, FrameJob, FrameResult, StreamRestorer, Tuning};

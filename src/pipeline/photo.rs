@@ -59,10 +59,7 @@ impl PhotoPipeline {
     /// Restores every face of `frame` in place; returns the faces with their aligned crops
     /// before and after restoration.
     pub fn restore(&mut self, frame: &mut Rgb, restorer: &Restorer) -> Result<Vec<Restored>> {
-        let faces = self.analyzer.analyze(frame)?;
-        let size = restorer.config().out_size;
-        let aligned: Vec<(Face, AlignedFace)> =
-            faces.into_iter().filter_map(|f| align(frame, &f.five, size).map(|a| (f, a))).collect();
+        let aligned = find_and_align(&mut self.analyzer, frame, restorer.config().out_size)?;
         let crops: Vec<Rgb> = aligned.iter().map(|(_, a)| a.crop.clone()).collect();
         let restored = restore_crops(restorer, &crops, self.opts.batch_size, self.opts.noise.into())?;
         let mut out = Vec::with_capacity(aligned.len());
@@ -72,4 +69,12 @@ impl PhotoPipeline {
         }
         Ok(out)
     }
+}
+
+/// The faces of a photo and their crops aligned at `size` (faces whose points give no
+/// alignment are left out): the photo pipeline's first steps, also what `align` and
+/// `prepare-data` write.
+pub fn find_and_align(analyzer: &mut FaceAnalyzer, frame: &Rgb, size: usize) -> Result<Vec<(Face, AlignedFace)>> {
+    let faces = analyzer.analyze(frame)?;
+    Ok(faces.into_iter().filter_map(|f| align(frame, &f.five, size).map(|a| (f, a))).collect())
 }

@@ -153,7 +153,7 @@ pub fn apply_small(img: &Rgb, d: &Degradation, kernel_size: usize, rng: &mut Std
 /// The second part: the low-resolution image resized back to `w x h` with `filter` (training
 /// uses bilinear; the evaluation's bicubic baseline, bicubic), then the colour shift and grey.
 pub fn back_to_size(small: &Rgb, w: usize, h: usize, filter: FilterType, d: &Degradation) -> Rgb {
-    let mut x = Rgb::from_rgb8(&image::imageops::resize(&small.to_rgb8(), w as u32, h as u32, filter));
+    let mut x = small.resized_with(w, h, filter);
     if let Some(shift) = d.color_shift {
         x.data
             .chunks_exact_mut(3)
