@@ -33,6 +33,9 @@ enum Command {
     /// Make a training dataset: faces aligned from photos (or taken aligned), and the squares of
     /// their eyes and mouth (components.json).
     PrepareData(cli::prepare_data::Args),
+    /// Train GFPGANv1Clean (or fine-tune a checkpoint) from a TOML config: losses, checkpoints,
+    /// validation, loss curve; --resume continues a run.
+    Train(cli::train::Args),
     /// Degrade a clean image the way GFP-GAN's training does (blur, downscale, noise, JPEG).
     Degrade(cli::degrade::Args),
     /// Render a synthetic test clip from photos (faces on a grid, drifting, camera shake,
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => cli::analyze::run(args),
         Command::Align(args) => cli::align::run(args),
         Command::PrepareData(args) => cli::prepare_data::run(args),
+        Command::Train(args) => cli::train::run(args),
         Command::Degrade(args) => cli::degrade::run(args),
         Command::Clip(args) => cli::clip::run(args),
         Command::Flicker(args) => cli::flicker::run(args),

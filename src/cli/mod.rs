@@ -15,3 +15,4 @@ pub mod init_random;
 pub mod inspect;
 pub mod prepare_data;
 pub mod restore;
+pub mod train;

@@ -47,6 +47,44 @@ pub fn pad_same_nchw(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor>
     Ok(x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?)
 }
 
+/// Max pooling 3x3, stride 2, VALID, on NCHW. candle's pooling has a backward pass only when
+/// the kernel equals the stride, so while gradients are tracked (the identity loss of training)
+/// it is the maximum of the nine shifted stride-2 views instead.
+pub fn max_pool_3x3_stride2(x: &Tensor) -> Result<Tensor> {
+    if !x.track_op() {
+        return Ok(x.max_pool2d_with_stride(3, 2)?);
+    }
+    let (n, c, h, w) = x.dims4()?;
+    let (oh, ow) = ((h - 3) / 2 + 1, (w - 3) / 2 + 1);
+    // Rows dy, dy + 2, ..., dy + 2 (oh - 1): take 2 * oh rows from dy, pair them, keep the first.
+    let every_other = |t: &Tensor, axis: usize, start: usize, count: usize| -> Result<Tensor> {
+        let len = t.dim(axis)?;
+        let t = if start + 2 * count > len {
+            t.narrow(axis, start, len - start)?.pad_with_zeros(axis, 0, start + 2 * count - len)?
+        } else {
+            t.narrow(axis, start, 2 * count)?
+        };
+        let mut dims = t.dims().to_vec();
+        dims[axis] = count;
+        dims.insert(axis + 1, 2);
+        Ok(t.reshape(dims)?.narrow(axis + 1, 0, 1)?.squeeze(axis + 1)?)
+    };
+    let mut out: Option<Tensor> = None;
+    for dy in 0..3 {
+        let rows = every_other(x, 2, dy, oh)?;
+        for dx in 0..3 {
+            let view = every_other(&rows, 3, dx, ow)?;
+            out = Some(match out {
+                Some(m) => m.maximum(&view)?,
+                None => view,
+            });
+        }
+    }
+    let out = out.expect("nine views");
+    debug_assert_eq!(out.dims4()?, (n, c, oh, ow));
+    Ok(out)
+}
+
 /// Depthwise 3x3 convolution, channel multiplier 1, TF "SAME" padding, on NHWC.
 ///
 /// Hand-written because candle's grouped convolution runs one convolution per channel. `filter`
@@ -98,6 +136,25 @@ pub fn pointwise(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The differentiable form (taken while a gradient is tracked) equals candle's pooling, on
+    /// odd and even sizes, and its gradient reaches each window's maximum.
+    #[test]
+    fn tracked_max_pool_equals_the_plain_one() -> Result<()> {
+        for side in [72usize, 9, 8] {
+            let x = Tensor::randn(0f32, 1.0, (2, 3, side, side), &Device::Cpu)?;
+            let plain = max_pool_3x3_stride2(&x)?;
+            let var = candle_core::Var::from_tensor(&x)?;
+            let tracked = max_pool_3x3_stride2(var.as_tensor())?;
+            assert_eq!(plain.dims(), tracked.dims());
+            let diff = (plain - &tracked)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert_eq!(diff, 0.0, "side {side}");
+            let grad = tracked.sum_all()?.backward()?.get(var.as_tensor()).expect("gradient").clone();
+            let total = grad.sum_all()?.to_scalar::<f32>()?;
+            assert!((total - tracked.elem_count() as f32).abs() < 1e-3, "one unit of gradient per output, got {total}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn same_padding_matches_tensorflow() {

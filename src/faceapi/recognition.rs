@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::ops::{check_input, normalize};
+use super::ops::{check_input, max_pool_3x3_stride2, normalize};
 use super::tfjs::WeightMap;
 use crate::error::Result;
 
@@ -147,7 +147,7 @@ impl RecognitionNet {
         let x = normalize(&check_input(faces, INPUT_SIZE, "the recognition net")?)?;
         let x = x.permute((0, 3, 1, 2))?.contiguous()?;
         // 7x7 stride 2 VALID: 150 -> 72; max pool 3x3 stride 2 VALID: 72 -> 35.
-        let mut x = self.conv32_down.forward(&x, 0, 2, true)?.max_pool2d_with_stride(3, 2)?;
+        let mut x = max_pool_3x3_stride2(&self.conv32_down.forward(&x, 0, 2, true)?)?;
         for block in &self.blocks {
             x = block.forward(&x)?;
         }

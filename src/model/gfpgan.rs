@@ -70,6 +70,9 @@ pub struct Forward {
     pub style_code: Tensor,
     /// SFT scale and shift per level, lowest resolution first: `[scale0, shift0, scale1, ...]`.
     pub conditions: Vec<Tensor>,
+    /// The intermediate RGB images of the `toRGB` heads, lowest resolution first (8x8 up to the
+    /// output size): computed only for training ([`GfpGanV1Clean::forward_train`]), else empty.
+    pub rgbs: Vec<Tensor>,
 }
 
 /// The official `GFPGANv1Clean` network.
@@ -83,8 +86,9 @@ pub struct GfpGanV1Clean {
     condition_scale: Vec<ConditionBranch>,
     condition_shift: Vec<ConditionBranch>,
     stylegan_decoder: StyleGan2Decoder,
-    // The `toRGB.*` heads only produce auxiliary training images; they are checked at load time
-    // but not computed.
+    /// 1x1 RGB heads on the U-Net's upsampling levels: auxiliary images for the pyramid
+    /// restoration loss, computed only in training.
+    to_rgb: Vec<Conv2d>,
 }
 
 impl GfpGanV1Clean {
@@ -96,8 +100,10 @@ impl GfpGanV1Clean {
         let c4 = cfg.unet_channels(4);
         let final_conv = conv(vb.pp("final_conv"), c4, c4, 3, true)?;
         let (mut conv_body_up, mut condition_scale, mut condition_shift) = (Vec::new(), Vec::new(), Vec::new());
+        let mut to_rgb = Vec::new();
         for (i, (cin, cout)) in cfg.up_blocks().into_iter().enumerate() {
             conv_body_up.push(ResBlock::new(vb.pp(format!("conv_body_up.{i}")), cin, cout, true)?);
+            to_rgb.push(conv(vb.pp(format!("toRGB.{i}")), cout, 3, 1, true)?);
             let sft_out = cfg.sft_channels(cout);
             condition_scale.push(ConditionBranch::new(vb.pp(format!("condition_scale.{i}")), cout, sft_out)?);
             condition_shift.push(ConditionBranch::new(vb.pp(format!("condition_shift.{i}")), cout, sft_out)?);
@@ -114,6 +120,7 @@ impl GfpGanV1Clean {
             condition_scale,
             condition_shift,
             stylegan_decoder,
+            to_rgb,
         })
     }
 
@@ -128,6 +135,16 @@ impl GfpGanV1Clean {
     /// Runs the network on `x`: `(b, 3, out_size, out_size)` RGB in [-1, 1], with one noise map
     /// per decoder layer (drawn by the caller: `restore::noise`).
     pub fn forward_detailed(&self, x: &Tensor, noises: &[Tensor]) -> Result<Forward> {
+        self.run(x, noises, false)
+    }
+
+    /// The training forward (`return_rgb=True` in the official code): the restored faces and the
+    /// intermediate RGB images in [`Forward::rgbs`].
+    pub fn forward_train(&self, x: &Tensor, noises: &[Tensor]) -> Result<Forward> {
+        self.run(x, noises, true)
+    }
+
+    fn run(&self, x: &Tensor, noises: &[Tensor], with_rgbs: bool) -> Result<Forward> {
         let mut feat = lrelu(&self.conv_body_first.forward(x)?)?;
         let mut unet_skips = Vec::with_capacity(self.conv_body_down.len());
         for block in &self.conv_body_down {
@@ -143,12 +160,16 @@ impl GfpGanV1Clean {
         }
 
         let mut conditions = Vec::with_capacity(2 * self.conv_body_up.len());
+        let mut rgbs = Vec::new();
         for (i, block) in self.conv_body_up.iter().enumerate() {
             // Deepest skip first.
             feat = (feat + &unet_skips[unet_skips.len() - 1 - i])?;
             feat = block.forward(&feat)?;
             conditions.push(self.condition_scale[i].forward(&feat)?);
             conditions.push(self.condition_shift[i].forward(&feat)?);
+            if with_rgbs {
+                rgbs.push(self.to_rgb[i].forward(&feat)?);
+            }
         }
 
         let latent =
@@ -156,7 +177,7 @@ impl GfpGanV1Clean {
         let sft: Vec<SftCondition> =
             conditions.chunks(2).map(|pair| SftCondition { scale: &pair[0], shift: &pair[1] }).collect();
         let image = self.stylegan_decoder.forward(&latent, &sft, noises)?;
-        Ok(Forward { image, style_code, conditions })
+        Ok(Forward { image, style_code, conditions, rgbs })
     }
 
     /// Restored faces only.

@@ -12,10 +12,9 @@ use super::ops::{lrelu, per_channel, upsample2x};
 /// shared weight, and the output scaled by the per-sample demodulation factors. Mathematically
 /// identical to the official code and batches as one ordinary convolution.
 pub struct ModulatedConv2d {
-    /// `(out, in, k, k)`, contiguous.
+    /// `(out, in, k, k)`, contiguous (a view of the checkpoint's or the trainer's tensor).
     weight: Tensor,
-    /// `(out, in)`: the squared kernel summed over its taps, for the demodulation factors.
-    weight_sq_t: Option<Tensor>,
+    demodulate: bool,
     modulation: Linear,
     padding: usize,
     upsample: bool,
@@ -32,10 +31,8 @@ impl ModulatedConv2d {
         upsample: bool,
     ) -> Result<Self> {
         let weight = vb.get((1, cout, cin, k, k), "weight")?.reshape((cout, cin, k, k))?.contiguous()?;
-        let weight_sq_t =
-            if demodulate { Some(weight.sqr()?.sum(D::Minus1)?.sum(D::Minus1)?.t()?.contiguous()?) } else { None };
         let modulation = candle_nn::linear(style, cin, vb.pp("modulation"))?;
-        Ok(Self { weight, weight_sq_t, modulation, padding: k / 2, upsample })
+        Ok(Self { weight, demodulate, modulation, padding: k / 2, upsample })
     }
 
     /// `x`: `(b, in, h, w)`, `style`: `(b, num_style_feat)`; `gain` multiplies the output (folded
@@ -47,14 +44,16 @@ impl ModulatedConv2d {
             x = upsample2x(&x)?;
         }
         let out = x.conv2d(&self.weight, self.padding, 1, 1, 1)?;
-        match &self.weight_sq_t {
-            Some(wsq_t) => {
-                // sum over (in, k, k) of (w * s)^2 = s^2 @ sum_k w^2
-                let demod = (s.sqr()?.matmul(wsq_t)? + 1e-8)?.sqrt()?.recip()?;
-                out.broadcast_mul(&per_channel(&(demod * gain)?)?)
-            }
-            None if gain != 1.0 => out * gain,
-            None => Ok(out),
+        if self.demodulate {
+            // sum over (in, k, k) of (w * s)^2 = s^2 @ sum_k w^2. Derived from the weight at every
+            // call, not cached: a trainer updates the weight in place.
+            let weight_sq_t = self.weight.sqr()?.sum(D::Minus1)?.sum(D::Minus1)?.t()?;
+            let demod = (s.sqr()?.matmul(&weight_sq_t)? + 1e-8)?.sqrt()?.recip()?;
+            out.broadcast_mul(&per_channel(&(demod * gain)?)?)
+        } else if gain != 1.0 {
+            out * gain
+        } else {
+            Ok(out)
         }
     }
 }

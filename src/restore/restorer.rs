@@ -152,6 +152,7 @@ impl Restorer {
                     } else {
                         Vec::new()
                     },
+                    rgbs: Vec::new(),
                 })
             }
         }
