@@ -117,7 +117,7 @@ impl Evaluator {
                         Ok(Scores {
                             psnr: quality::psnr(o, t)?,
                             ssim: quality::ssim(o, t)?,
-                            niqe: self.niqe.score(o)?,
+                            niqe: self.niqe.score_or_nan(o)?,
                             deg_faceapi: identity::identity_angle(so, st),
                             lmd_faceapi: identity::landmark_distance(so, st),
                             lpips: match &self.lpips {
@@ -157,7 +157,7 @@ impl Evaluator {
                 Ok(FaceScores {
                     name: p.name.clone(),
                     methods: [scores[0][i], scores[1][i], scores[2][i]],
-                    gt_niqe: self.niqe.score(&quantized(&p.gt))?,
+                    gt_niqe: self.niqe.score_or_nan(&quantized(&p.gt))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;

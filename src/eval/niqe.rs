@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::frame::Rgb;
 use crate::npy;
 
-const BLOCK: usize = 96;
+/// Side of NIQE's blocks: the smallest image it measures.
+pub const BLOCK: usize = 96;
 const FEATURES: usize = 36;
 const MAX_WINDOW: usize = 15;
 
@@ -68,6 +69,12 @@ impl NiqeModel {
             )));
         }
         Ok(self.quality(&y_channel(img)))
+    }
+
+    /// [`NiqeModel::score`], NaN for images smaller than a block (evaluation of small models,
+    /// e.g. training's validation at 64 px: the other metrics still mean something there).
+    pub fn score_or_nan(&self, img: &Rgb) -> Result<f64> {
+        if img.w < BLOCK || img.h < BLOCK { Ok(f64::NAN) } else { self.score(img) }
     }
 
     fn quality(&self, y: &Plane) -> f64 {

@@ -47,6 +47,17 @@ pub fn pad_same_nchw(x: &Tensor, kernel: usize, stride: usize) -> Result<Tensor>
     Ok(x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?)
 }
 
+/// Average pooling 2x2, stride 2, VALID (an odd last row or column is dropped), on NCHW. The
+/// odd edge is cut off before pooling: candle's pooling gives the same values on odd sizes, but
+/// its backward pass assumes even ones and returns a wrong gradient (training's identity loss).
+pub fn avg_pool_2x2(x: &Tensor) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    if h % 2 == 0 && w % 2 == 0 {
+        return Ok(x.avg_pool2d(2)?);
+    }
+    Ok(x.narrow(2, 0, h / 2 * 2)?.narrow(3, 0, w / 2 * 2)?.contiguous()?.avg_pool2d(2)?)
+}
+
 /// Max pooling 3x3, stride 2, VALID, on NCHW. candle's pooling has a backward pass only when
 /// the kernel equals the stride, so while gradients are tracked (the identity loss of training)
 /// it is the maximum of the nine shifted stride-2 views instead.
@@ -152,6 +163,28 @@ mod tests {
             let grad = tracked.sum_all()?.backward()?.get(var.as_tensor()).expect("gradient").clone();
             let total = grad.sum_all()?.to_scalar::<f32>()?;
             assert!((total - tracked.elem_count() as f32).abs() < 1e-3, "one unit of gradient per output, got {total}");
+        }
+        Ok(())
+    }
+
+    /// Both pools' gradients against central finite differences (f64), on odd sizes.
+    #[test]
+    fn pool_gradients_match_finite_differences() -> Result<()> {
+        let dev = Device::Cpu;
+        let pools: [(&str, fn(&Tensor) -> Result<Tensor>, usize); 2] =
+            [("avg", avg_pool_2x2, 17), ("max", max_pool_3x3_stride2, 19)];
+        for (name, pool, side) in pools {
+            let x = Tensor::rand(-1f64, 1.0, (1, 2, side, side), &dev)?;
+            let v = Tensor::randn(0f64, 1.0, pool(&x)?.shape(), &dev)?;
+            let f = |x: &Tensor| -> Result<f64> { Ok((pool(x)? * &v)?.sum_all()?.to_scalar::<f64>()?) };
+            let var = candle_core::Var::from_tensor(&x)?;
+            let tracked = (pool(var.as_tensor())? * &v)?.sum_all()?;
+            let grad = tracked.backward()?.get(var.as_tensor()).expect("gradient").clone();
+            let dir = Tensor::randn(0f64, 1.0, x.shape(), &dev)?;
+            let predicted = (grad * &dir)?.sum_all()?.to_scalar::<f64>()?;
+            let eps = 1e-6;
+            let measured = (f(&(&x + (&dir * eps)?)?)? - f(&(&x - (&dir * eps)?)?)?) / (2.0 * eps);
+            assert!((predicted - measured).abs() < 1e-6 * measured.abs().max(1.0), "{name}: {predicted} vs {measured}");
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::Tensor;
 
-use super::ops::{check_input, max_pool_3x3_stride2, normalize};
+use super::ops::{avg_pool_2x2, check_input, max_pool_3x3_stride2, normalize};
 use super::tfjs::WeightMap;
 use crate::error::Result;
 
@@ -78,7 +78,7 @@ impl Residual {
         // average pool (35 -> 17, 17 -> 8, 8 -> 4, 4 -> 2).
         let mut out = self.conv1.forward(x, 0, 2, true)?;
         out = self.conv2.forward(&out, 1, 1, false)?;
-        let mut pooled = x.avg_pool2d_with_stride(2, 2)?;
+        let mut pooled = avg_pool_2x2(x)?;
         let (n, c, ph, pw) = pooled.dims4()?;
         let (_, cout, oh, ow) = out.dims4()?;
         if (ph, pw) != (oh, ow) {
