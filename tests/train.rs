@@ -19,19 +19,23 @@ use gfpgan::train::trainer::StepReport;
 
 const SIZE: usize = 32;
 
-/// Six smooth synthetic "faces" (a bright oval, two dark eyes, a mouth) with their components.
 fn dataset(dir: &Path) -> PathBuf {
+    dataset_of(dir, SIZE)
+}
+
+/// Six smooth synthetic "faces" (a bright oval, two dark eyes, a mouth) with their components.
+fn dataset_of(dir: &Path, size: usize) -> PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(data.join(FACES_DIR)).unwrap();
     let mut faces = BTreeMap::new();
     for k in 0..6 {
-        let s = SIZE as f32;
+        let s = size as f32;
         let shift = k as f32 * 0.6 - 1.5;
         let eyes = [(0.35 * s + shift, 0.45 * s), (0.65 * s + shift, 0.45 * s)];
         let mouth = (0.5 * s + shift, 0.75 * s);
-        let mut data_px = Vec::with_capacity(SIZE * SIZE * 3);
-        for y in 0..SIZE {
-            for x in 0..SIZE {
+        let mut data_px = Vec::with_capacity(size * size * 3);
+        for y in 0..size {
+            for x in 0..size {
                 let (fx, fy) = (x as f32, y as f32);
                 let oval = (((fx - 0.5 * s - shift) / (0.38 * s)).powi(2) + ((fy - 0.55 * s) / (0.45 * s)).powi(2)).sqrt();
                 let mut v = if oval < 1.0 { 200.0 - 40.0 * oval } else { 60.0 + 2.0 * k as f32 };
@@ -43,11 +47,11 @@ fn dataset(dir: &Path) -> PathBuf {
             }
         }
         let name = format!("{k:03}.png");
-        Rgb { w: SIZE, h: SIZE, data: data_px }.save(&data.join(FACES_DIR).join(&name)).unwrap();
+        Rgb { w: size, h: size, data: data_px }.save(&data.join(FACES_DIR).join(&name)).unwrap();
         let c = |(x, y): (f32, f32), half: f32| Component([x, y, half]);
         faces.insert(name, Components { left_eye: c(eyes[0], 2.0), right_eye: c(eyes[1], 2.0), mouth: c(mouth, 3.0) });
     }
-    let file = ComponentFile { size: SIZE, faces };
+    let file = ComponentFile { size, faces };
     std::fs::write(data.join(COMPONENTS_FILE), serde_json::to_string(&file).unwrap()).unwrap();
     data
 }
@@ -258,4 +262,35 @@ fn identity_loss_trains_and_its_gradient_matches_finite_differences() {
     run(&write_config(dir.path(), &text), false).unwrap();
     let l = losses(&dir.path().join("run"), "identity");
     assert!(l.len() == 2 && l.iter().all(|v| v.is_finite() && *v > 0.0), "{l:?}");
+}
+
+/// Fine-tuning: the generator starts from a released-style checkpoint (`params_ema` in a
+/// `.pth`), its architecture read from the file; a config that contradicts the file is refused.
+#[test]
+fn fine_tuning_starts_from_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset_of(dir.path(), 64);
+    let a64 = common::fixture("a64.pth");
+    let text = |extra: &str| {
+        config_text(1, 0)
+            .replace(
+                "out_size = 32\nnum_style_feat = 16\nchannel_multiplier = 1\nnarrow = 0.0625",
+                &format!("pretrain = {:?}{extra}", a64.to_str().unwrap()),
+            )
+            .replace("[optim]", "")
+            + "[optim]\nlr_g = 1e-12\n"
+    };
+    run(&write_config(dir.path(), &text("")), false).unwrap();
+    let start = gfpgan::Checkpoint::load(&a64).unwrap();
+    let raw = checkpoint(&dir.path().join("run"), 1, "net_g_raw");
+    assert_eq!(raw.len(), start.tensors.len());
+    for (name, t) in &start.tensors {
+        let diff = (t.to_dtype(candle_core::DType::F32).unwrap() - &raw[name]).unwrap().abs().unwrap();
+        let diff = diff.flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{name}: {diff}");
+    }
+    let other = tempfile::tempdir().unwrap();
+    dataset_of(other.path(), 64);
+    let err = run(&write_config(other.path(), &text("\nsft_half = false")), false).err().expect("refused");
+    assert!(err.one_line().contains("sft_half"), "{}", err.one_line());
 }

@@ -166,6 +166,7 @@ impl Setup {
             d: Some(&self.d.1),
             components: Some([&self.comps[0].1, &self.comps[1].1, &self.comps[2].1]),
             identity: None,
+            perceptual: None,
         }
     }
 

@@ -95,54 +95,56 @@ impl DegradationRanges {
     }
 }
 
-/// The generator: its architecture (`GFPGANv1Clean` arguments) and where it starts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The generator: its architecture (`GFPGANv1Clean` arguments) and where it starts. Unset
+/// architecture fields come from `pretrain` when there is one, else from the released models'
+/// configuration (512, style 512, channel multiplier 2, `sft_half`, `different_w`); set ones
+/// must agree with `pretrain`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeneratorOptions {
-    pub out_size: usize,
-    pub num_style_feat: usize,
-    pub channel_multiplier: f64,
-    pub narrow: f64,
-    pub sft_half: bool,
-    pub different_w: bool,
-    pub num_mlp: usize,
-    /// Start from these weights (v1.3/v1.4 or any GFPGANv1Clean checkpoint; the architecture is
-    /// then read from the file and the fields above must agree with it). None: from scratch.
+    pub out_size: Option<usize>,
+    pub num_style_feat: Option<usize>,
+    pub channel_multiplier: Option<f64>,
+    pub narrow: Option<f64>,
+    pub sft_half: Option<bool>,
+    pub different_w: Option<bool>,
+    pub num_mlp: Option<usize>,
+    /// Start from these weights (v1.3/v1.4 or any GFPGANv1Clean checkpoint). None: from scratch.
     pub pretrain: Option<PathBuf>,
     /// Keep the StyleGAN2 decoder fixed (the official v1 recipe, which starts from a trained
     /// StyleGAN2); off when training from scratch.
     pub fix_decoder: bool,
 }
 
-impl Default for GeneratorOptions {
-    fn default() -> Self {
-        let c = GeneratorConfig::default();
-        Self {
-            out_size: c.out_size,
-            num_style_feat: c.num_style_feat,
-            channel_multiplier: 1.0,
-            narrow: c.narrow,
-            sft_half: c.sft_half,
-            different_w: c.different_w,
-            num_mlp: c.num_mlp,
-            pretrain: None,
-            fix_decoder: false,
-        }
-    }
-}
-
 impl GeneratorOptions {
-    pub fn config(&self) -> GeneratorConfig {
-        GeneratorConfig {
-            out_size: self.out_size,
-            num_style_feat: self.num_style_feat,
-            channel_multiplier: self.channel_multiplier,
-            narrow: self.narrow,
-            sft_half: self.sft_half,
-            different_w: self.different_w,
-            num_mlp: self.num_mlp,
-            input_is_latent: true,
+    /// The architecture: the set fields over `base` (the pretrained checkpoint's, or the
+    /// released models'). With a checkpoint, a set field that differs from it is an error.
+    pub fn config(&self, pretrained: Option<&GeneratorConfig>) -> std::result::Result<GeneratorConfig, String> {
+        let base = pretrained.cloned().unwrap_or_default();
+        let mut c = base.clone();
+        let mut differ = Vec::new();
+        macro_rules! field {
+            ($f:ident) => {
+                if let Some(v) = self.$f {
+                    if pretrained.is_some() && v != base.$f {
+                        differ.push(format!("{} = {:?} (the checkpoint has {:?})", stringify!($f), v, base.$f));
+                    }
+                    c.$f = v;
+                }
+            };
         }
+        field!(out_size);
+        field!(num_style_feat);
+        field!(channel_multiplier);
+        field!(narrow);
+        field!(sft_half);
+        field!(different_w);
+        field!(num_mlp);
+        if !differ.is_empty() {
+            return Err(format!("network_g differs from network_g.pretrain: {}", differ.join(", ")));
+        }
+        c.validate().map_err(|m| format!("network_g: {m}"))?;
+        Ok(c)
     }
 }
 
@@ -181,6 +183,12 @@ pub struct LossWeights {
     pub identity: f64,
     /// Folder with face-api's `face_recognition_model-*` files.
     pub identity_model: Option<PathBuf>,
+    /// VGG19 perceptual loss (L1 of features before the ReLUs of conv1_2 ... conv5_4), with
+    /// `vgg19` (torchvision's state dict as .safetensors or .pth); off without the file.
+    pub perceptual: f64,
+    /// The style (Gram matrix) part of the perceptual loss.
+    pub perceptual_style: f64,
+    pub vgg19: Option<PathBuf>,
 }
 
 impl Default for LossWeights {
@@ -196,6 +204,9 @@ impl Default for LossWeights {
             component_style: 200.0,
             identity: 10.0,
             identity_model: None,
+            perceptual: 1.0,
+            perceptual_style: 50.0,
+            vgg19: None,
         }
     }
 }
@@ -289,6 +300,7 @@ impl TrainConfig {
             &mut cfg.network_g.pretrain,
             &mut cfg.network_d.pretrain_dir,
             &mut cfg.losses.identity_model,
+            &mut cfg.losses.vgg19,
         ];
         for p in optional.into_iter().flatten() {
             rebase(p);
@@ -298,7 +310,9 @@ impl TrainConfig {
     }
 
     fn check(&self) -> std::result::Result<(), String> {
-        self.network_g.config().validate().map_err(|m| format!("network_g: {m}"))?;
+        if self.network_g.pretrain.is_none() {
+            self.network_g.config(None)?;
+        }
         if self.data.batch_size == 0 {
             return Err("data.batch_size must be at least 1".into());
         }

@@ -6,7 +6,7 @@
 //! - [`nets`]: trainable parameters under the official state-dict names; the generator is the
 //!   inference model itself ([`crate::model`]), the [`discriminator`]s are built here;
 //! - [`step`]: one iteration's loss terms, from [`losses`], [`roi`] (eye and mouth crops) and
-//!   [`identity`] (face-api's recognition net in place of ArcFace);
+//!   [`identity`] (face-api's recognition net in place of ArcFace) and [`perceptual`] (VGG19);
 //! - [`optim`]: Adam as PyTorch computes it, the schedule, the moving average;
 //! - [`trainer`]: the networks, their optimisers and one iteration;
 //! - [`run`]: the loop, checkpoints and resume, validation, [`log`] and the loss curve.
@@ -19,6 +19,7 @@ pub mod log;
 pub mod losses;
 pub mod nets;
 pub mod optim;
+pub mod perceptual;
 pub mod roi;
 pub mod run;
 pub mod step;

@@ -8,6 +8,7 @@ use candle_core::Tensor;
 
 use super::discriminator::{FacialComponentDiscriminator, StyleGan2Discriminator};
 use super::identity::IdentityLoss;
+use super::perceptual::PerceptualLoss;
 use super::losses::{component_style, discriminator_gan, generator_gan, image_pyramid, l1, pyramid_l1};
 use super::roi::roi_align;
 use crate::error::{Error, Result};
@@ -43,12 +44,24 @@ pub struct Weights {
     pub component_gan: f64,
     pub component_style: f64,
     pub identity: f64,
+    pub perceptual: f64,
+    pub perceptual_style: f64,
 }
 
 impl Weights {
     /// Every term at weight 1 (the gradient fixtures' convention).
     pub fn ones() -> Self {
-        Self { pixel: 1.0, pyramid: 1.0, gan: 1.0, r1: 1.0, component_gan: 1.0, component_style: 1.0, identity: 1.0 }
+        Self {
+            pixel: 1.0,
+            pyramid: 1.0,
+            gan: 1.0,
+            r1: 1.0,
+            component_gan: 1.0,
+            component_style: 1.0,
+            identity: 1.0,
+            perceptual: 1.0,
+            perceptual_style: 1.0,
+        }
     }
 }
 
@@ -59,6 +72,7 @@ pub struct Nets<'a> {
     pub d: Option<&'a StyleGan2Discriminator>,
     pub components: Option<[&'a FacialComponentDiscriminator; 3]>,
     pub identity: Option<&'a IdentityLoss>,
+    pub perceptual: Option<&'a PerceptualLoss>,
 }
 
 /// Named loss terms, already weighted.

@@ -17,6 +17,7 @@ use super::config::TrainConfig;
 use super::data::FaceDataset;
 use super::discriminator::{DiscriminatorConfig, FacialComponentDiscriminator, StyleGan2Discriminator};
 use super::identity::IdentityLoss;
+use super::perceptual::PerceptualLoss;
 use super::nets::Params;
 use super::optim::{Adam, AdamParams, ema_update, multi_step_lr};
 use super::step::{Batch, COMPONENTS, Nets, Weights, total};
@@ -50,6 +51,7 @@ pub struct Trainer {
     pub d: Option<Trained<StyleGan2Discriminator>>,
     pub components: Option<[Trained<FacialComponentDiscriminator>; 3]>,
     identity: Option<IdentityLoss>,
+    perceptual: Option<PerceptualLoss>,
     opt_g: Adam,
     opt_d: Option<Adam>,
     opt_components: Vec<Adam>,
@@ -75,28 +77,25 @@ impl Trainer {
     pub fn new(cfg: TrainConfig, device: &Device) -> Result<Self> {
         let dtype = DType::F32;
         let data = FaceDataset::open(&cfg.data.train)?;
-        let gcfg = cfg.network_g.config();
+        let start = match &cfg.network_g.pretrain {
+            Some(path) => Checkpoint::load(path)?,
+            None => {
+                let gcfg = cfg.network_g.config(None).map_err(Error::Input)?;
+                Checkpoint::random(&gcfg, cfg.schedule.seed)?
+            }
+        };
+        let gcfg = match &cfg.network_g.pretrain {
+            Some(path) => cfg.network_g.config(Some(&start.config)).map_err(|m| Error::checkpoint(path, m))?,
+            None => start.config.clone(),
+        };
         if data.size() != gcfg.out_size {
             return Err(Error::Input(format!(
-                "{}: the dataset's faces are {1}x{1}, network_g.out_size is {2}",
+                "{}: the dataset's faces are {1}x{1}, the generator's {2}x{2}",
                 cfg.data.train.display(),
                 data.size(),
                 gcfg.out_size
             )));
         }
-        let start = match &cfg.network_g.pretrain {
-            Some(path) => {
-                let ck = Checkpoint::load(path)?;
-                if ck.config != gcfg {
-                    return Err(Error::checkpoint(
-                        path,
-                        format!("its architecture {:?} differs from network_g {:?}", ck.config, gcfg),
-                    ));
-                }
-                ck
-            }
-            None => Checkpoint::random(&gcfg, cfg.schedule.seed)?,
-        };
         let g = generator(&start.tensors, &gcfg, device, dtype)?;
         let g_ema = generator(&start.tensors, &gcfg, device, dtype)?;
 
@@ -134,6 +133,11 @@ impl Trainer {
             _ => None,
         };
 
+        let perceptual = match (&w.vgg19, w.perceptual > 0.0 || w.perceptual_style > 0.0) {
+            (Some(path), true) => Some(PerceptualLoss::load(path, device, dtype)?),
+            _ => None,
+        };
+
         let o = &cfg.optim;
         let fix = cfg.network_g.fix_decoder;
         let opt_g = adam(g.params.named(|n| trains_generator_tensor(n, fix)), o.lr_g, o.betas_g);
@@ -144,7 +148,7 @@ impl Trainer {
             .map(|c| adam(c.params.named(|_| true), o.lr_component, o.betas_component))
             .collect();
         let degrade = cfg.data.degradation.options();
-        Ok(Self { cfg, g, g_ema, d, components, identity, opt_g, opt_d, opt_components, data, degrade, iteration: 0 })
+        Ok(Self { cfg, g, g_ema, d, components, identity, perceptual, opt_g, opt_d, opt_components, data, degrade, iteration: 0 })
     }
 
     pub fn generator_config(&self) -> &Config {
@@ -157,6 +161,7 @@ impl Trainer {
             d: self.d.as_ref().map(|d| &d.net),
             components: self.components.as_ref().map(|[a, b, c]| [&a.net, &b.net, &c.net]),
             identity: self.identity.as_ref(),
+            perceptual: self.perceptual.as_ref(),
         }
     }
 
@@ -176,6 +181,8 @@ impl Trainer {
             component_gan: w.component_gan,
             component_style: w.component_style,
             identity: if self.identity.is_some() { w.identity } else { 0.0 },
+            perceptual: if self.perceptual.is_some() { w.perceptual } else { 0.0 },
+            perceptual_style: if self.perceptual.is_some() { w.perceptual_style } else { 0.0 },
         }
     }
 
