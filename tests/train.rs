@@ -294,3 +294,43 @@ fn fine_tuning_starts_from_the_checkpoint() {
     let err = run(&write_config(other.path(), &text("\nsft_half = false")), false).err().expect("refused");
     assert!(err.one_line().contains("sft_half"), "{}", err.one_line());
 }
+
+/// Validation on held-out faces: a report like `gfpgan eval`'s per validation, the means in the
+/// log, the best generator kept.
+#[test]
+fn validation_reports_and_keeps_the_best_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path());
+    let val = tempfile::tempdir().unwrap();
+    let val_data = dataset(val.path());
+    let niqe = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights/niqe_pris_params.npz");
+    let text = config_text(4, 0).replace("val_every = 0", "val_every = 2").replace(
+        "batch_size = 2",
+        &format!(
+            "batch_size = 2\nval = {:?}\nval_niqe = {:?}\nval_face_models = {:?}",
+            val_data.to_str().unwrap(),
+            niqe.to_str().unwrap(),
+            common::face_models().to_str().unwrap()
+        ),
+    );
+    let summary = run(&write_config(dir.path(), &text), false).unwrap();
+    let (best_it, net, bicubic) = summary.best.expect("validated");
+    assert!([2, 4].contains(&best_it) && net.is_finite() && bicubic.is_finite(), "{:?}", summary.best);
+    let out = dir.path().join("run");
+    for it in [2, 4] {
+        let report = out.join(format!("val/iter_{it:08}"));
+        for f in ["report.md", "metrics.json", "grid.png"] {
+            assert!(report.join(f).is_file(), "{}", report.join(f).display());
+        }
+    }
+    let text = std::fs::read_to_string(out.join("train.jsonl")).unwrap();
+    let vals: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e.get("val").is_some())
+        .collect();
+    assert_eq!(vals.len(), 2);
+    assert!(vals[0]["val"]["bicubic"]["psnr"].as_f64().unwrap() > 10.0, "{}", vals[0]);
+    assert!(vals[0]["val"]["gfpgan"]["deg_faceapi"].as_f64().is_some(), "{}", vals[0]);
+    gfpgan::Checkpoint::load(&out.join("net_g_best.safetensors")).unwrap();
+}
