@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the training-gradient fixtures tests/fixtures/train/{t64,t128}.safetensors from the
 official PyTorch GFP-GAN training code (gfpgan 1.3.8 GFPGANModel, basicsr 1.4.2 losses and
-StyleGAN2Discriminator, gfpgan's FacialComponentDiscriminator), in float64.
+StyleGAN2Discriminator, gfpgan's FacialComponentDiscriminator, basicsr's PerceptualLoss on a
+torchvision VGG19), in float64.
 
 Every parameter (and GFPGANv1Clean's decoder noise buffers) is set by a closed formula from two
 stored numbers, so the fixtures hold no weights; gradients and optimiser results are stored as
@@ -17,10 +18,13 @@ import json
 import math
 import os
 import sys
+import tempfile
 import types
+import warnings
 
 import numpy as np
 import torch
+import torchvision
 from safetensors.torch import save_file
 from torch import autograd
 from torch.nn import functional as F
@@ -54,7 +58,11 @@ D_REG_EVERY = 16  # net_d_reg_every of the official configs: D's lr and betas ar
 D_RATIO = D_REG_EVERY / (D_REG_EVERY + 1)
 CALIBRATE = os.environ.get("GRAD_FIXTURES_NO_CALIBRATE") is None
 FULL_LIMIT = 24576  # forward values with more elements (2*3*64*64) are stored as summaries only
-G_TERMS = ["l1", "pyramid", "g_gan", "comp_gan", "comp_style"]
+G_TERMS = ["l1", "pyramid", "g_gan", "comp_gan", "comp_style", "perceptual", "percep_style"]
+# perceptual_opt of the official options/train_gfpgan_v1.yml
+PERCEPTUAL = dict(layer_weights={"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1, "conv4_4": 1, "conv5_4": 1},
+                  vgg_type="vgg19", use_input_norm=True, range_norm=True, perceptual_weight=1.0,
+                  style_weight=50, criterion="l1")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -88,12 +96,83 @@ def load_official():
     sg2 = importlib.import_module("basicsr.archs.stylegan2_arch")
     assert sg2.fused_leaky_relu is _fused_leaky_relu_cpu
     gan_loss = importlib.import_module("basicsr.losses.gan_loss")
+    vgg_arch = importlib.import_module("basicsr.archs.vgg_arch")
+    basic_loss = importlib.import_module("basicsr.losses.basic_loss")
+    assert basic_loss.VGGFeatureExtractor is vgg_arch.VGGFeatureExtractor
     v1 = importlib.import_module("gfpgan.archs.gfpganv1_arch")
     return types.SimpleNamespace(G=GFPGANv1Clean, D=sg2.StyleGAN2Discriminator,
                                  DC=v1.FacialComponentDiscriminator, GANLoss=gan_loss.GANLoss,
-                                 r1_penalty=gan_loss.r1_penalty, files=dict(
+                                 r1_penalty=gan_loss.r1_penalty, vgg_arch=vgg_arch,
+                                 PerceptualLoss=basic_loss.PerceptualLoss, files=dict(
                                      stylegan2_arch=sg2.__file__, gfpganv1_arch=v1.__file__,
-                                     gan_loss=gan_loss.__file__))
+                                     gan_loss=gan_loss.__file__, vgg_arch=vgg_arch.__file__,
+                                     basic_loss=basic_loss.__file__))
+
+
+class VGG19Features(torch.nn.Module):
+    """torchvision's VGG19 without its classifier: state-dict keys features.N.weight / .bias,
+    exactly those of torchvision's vgg19 state dict that BasicSR's extractor uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torchvision.models.vgg19(weights=None).features
+
+
+def vgg_input(x):
+    """What VGGFeatureExtractor(range_norm=True, use_input_norm=True) feeds its first conv: the
+    ImageNet mean and std are its float32 buffers, cast to float64 with the module."""
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float32).double().view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float32).double().view(1, 3, 1, 1)
+    return ((x + 1) / 2 - mean) / std
+
+
+def make_perceptual(off, vgg):
+    """basicsr's PerceptualLoss(**PERCEPTUAL), its VGGFeatureExtractor holding vgg's (formula)
+    weights, in float64.
+
+    The extractor builds torchvision's vgg19 and load_state_dict()s VGG_PRETRAIN_PATH when that
+    file exists (else downloads), so the path is pointed at a temporary .pth with vgg's features.*
+    tensors and zero classifier.* tensors (stride-0 expansions of one zero, so the file stays
+    small; strict loading needs the keys, the extractor drops the classifier). That load is into
+    float32 parameters (the default dtype), so after .double() the exact float64 values are copied
+    in again, into the extractor's renamed layers (vgg_net.conv1_1 = features.0, ...), after
+    checking that the official load put each tensor, rounded to float32, in the same place."""
+    vgg_arch = off.vgg_arch
+    src = vgg.state_dict()
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in torchvision.models.vgg19(weights=None).state_dict().items()}
+    zero = torch.zeros((), dtype=torch.float32)
+    pth = {k: (src[k].detach().clone() if k in src else zero.expand(shape)) for k, shape in shapes.items()}
+    assert set(src) <= set(pth) and all(k.startswith("classifier.") for k in set(pth) - set(src))
+    saved = vgg_arch.VGG_PRETRAIN_PATH
+    with tempfile.TemporaryDirectory() as tmp:
+        vgg_arch.VGG_PRETRAIN_PATH = os.path.join(tmp, "vgg19-formula.pth")
+        torch.save(pth, vgg_arch.VGG_PRETRAIN_PATH)
+        try:
+            with warnings.catch_warnings():  # vgg19(pretrained=False): deprecated, same as weights=None
+                warnings.simplefilter("ignore", UserWarning)
+                loss = off.PerceptualLoss(**PERCEPTUAL)
+        finally:
+            vgg_arch.VGG_PRETRAIN_PATH = saved
+    ext = loss.vgg
+    assert ext.mean.dtype == torch.float32 and ext.range_norm and ext.use_input_norm
+    names = vgg_arch.NAMES["vgg19"]
+    inner = ext.vgg_net.state_dict()  # conv1_1.weight, ..., conv5_4.bias
+    mapping = {}
+    for k in src:
+        _, idx, kind = k.split(".")
+        mapping[k] = f"{names[int(idx)]}.{kind}"
+    assert sorted(mapping.values()) == sorted(inner), (sorted(inner), sorted(mapping.values()))
+    for k, j in mapping.items():
+        assert torch.equal(inner[j], src[k].float()), k
+    loss = loss.double()
+    inner = ext.vgg_net.state_dict()
+    with torch.no_grad():
+        for k, j in mapping.items():
+            inner[j].copy_(src[k])
+    assert not any(p.requires_grad for p in loss.parameters()) and not ext.vgg_net.training
+    assert ext.mean.dtype == torch.float64
+    return loss
 
 
 # ------------------------------------------------------------------------------------------------
@@ -296,6 +375,7 @@ def compute(off, nets, gt, lq, boxes, eye, mouth):
     log_size = int(math.log2(gt.shape[-1]))
     cri_gan = off.GANLoss("wgan_softplus", loss_weight=1.0)  # gan_opt of the official configs
     cri_comp = off.GANLoss("vanilla", loss_weight=1.0)  # gan_component_opt
+    perc = make_perceptual(off, nets["vgg"])  # perceptual_opt
     out, meta = {}, {}
 
     def forward_g(net=g):
@@ -319,6 +399,8 @@ def compute(off, nets, gt, lq, boxes, eye, mouth):
             fwd[f"dc.{c}.real"] = pred
             fwd[f"dc.{c}.feat0.real"] = feats[0]
             fwd[f"dc.{c}.feat1.real"] = feats[1]
+        for layer, v in perc.vgg(image).items():
+            fwd[f"vgg.{layer}"] = v
     x = gt.clone().requires_grad_(True)
     fwd["r1_grad"] = autograd.grad(d(x).sum(), x)[0]
     for k, v in fwd.items():
@@ -338,6 +420,10 @@ def compute(off, nets, gt, lq, boxes, eye, mouth):
             return sum(F.l1_loss(r, p) for r, p in zip(rgbs, pyr))
         if term == "g_gan":
             return cri_gan(d(image), True, is_disc=False)
+        if term == "perceptual":
+            return perc(image, gt)[0]
+        if term == "percep_style":
+            return perc(image, gt)[1]
         fake = roi_crops(image, boxes, eye, mouth)
         if term == "comp_gan":
             return sum(cri_comp(dc[c](fake[c], return_feats=True)[0], True, is_disc=False) for c in COMPONENTS)
@@ -430,6 +516,7 @@ def run_config(name, cfg, off):
     for c in COMPONENTS:
         n = f"d_{c}"
         nets[n], keys[n], inits[n] = build(n, off.DC, {}, lambda m, c=c: m(crops_gt[c], return_feats=True))
+    nets["vgg"], keys["vgg"], inits["vgg"] = build("vgg", VGG19Features, {}, lambda m: m.features(vgg_input(gt)))
 
     out = {"gt": gt32, "lq": lq32}
     for c in COMPONENTS:
@@ -448,6 +535,7 @@ def run_config(name, cfg, off):
         "g_config": json.dumps(g_cfg, sort_keys=True),
         "d_config": json.dumps(d_cfg, sort_keys=True),
         "dc_config": json.dumps({}),
+        "perceptual_config": json.dumps(PERCEPTUAL, sort_keys=True),
         "eye_crop": str(eye),
         "mouth_crop": str(mouth),
         "batch": str(BATCH),
@@ -501,6 +589,7 @@ def verify(off, path):
     classes = {"g": (off.G, json.loads(meta["g_config"])), "d": (off.D, json.loads(meta["d_config"]))}
     for c in COMPONENTS:
         classes[f"d_{c}"] = (off.DC, {})
+    classes["vgg"] = (VGG19Features, {})
     nets = {}
     for n, (cls, kwargs) in classes.items():
         if "resample_kernel" in kwargs:
