@@ -14,6 +14,7 @@ use gfpgan::model::gfpgan::GfpGanV1Clean;
 use gfpgan::train::discriminator::{DiscriminatorConfig, FacialComponentDiscriminator, StyleGan2Discriminator};
 use gfpgan::train::nets::Params;
 use gfpgan::train::optim::{Adam, AdamParams};
+use gfpgan::train::perceptual::PerceptualLoss;
 use gfpgan::train::step::{Batch, COMPONENTS, Nets, Weights, crops, total};
 
 struct Fixture {
@@ -47,6 +48,34 @@ impl Fixture {
         self.vec(&format!("boxes.{c}")).chunks(4).map(|b| [b[0], b[1], b[2], b[3]]).collect()
     }
 
+    /// A tensor of `shape` from the formula and `init.{net}.{key}`.
+    fn formula(&self, net: &str, key: &str, shape: &[usize]) -> Tensor {
+        let [amp, off] = self.vec(&format!("init.{net}.{key}"))[..] else { panic!("init.{net}.{key}") };
+        let phase = formula_phase(key);
+        let n: usize = shape.iter().product();
+        let values: Vec<f64> =
+            (0..n).map(|i| off + amp * std::f64::consts::SQRT_2 * (0.37 * i as f64 + phase).sin()).collect();
+        Tensor::from_vec(values, shape, &Device::Cpu).unwrap()
+    }
+
+    /// The frozen VGG19 of the perceptual loss, when the fixture has one.
+    fn vgg(&self) -> Option<PerceptualLoss> {
+        let keys = self.meta.get("keys.vgg")?;
+        let widths = [64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512, 512, 512, 512];
+        let convs = [0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34];
+        let mut tensors = HashMap::new();
+        let mut cin = 3;
+        for (i, cout) in convs.iter().zip(widths) {
+            for (name, shape) in [("weight", vec![cout, cin, 3, 3]), ("bias", vec![cout])] {
+                let key = format!("features.{i}.{name}");
+                assert!(keys.split(',').any(|k| k == key), "keys.vgg lacks {key}");
+                tensors.insert(key.clone(), self.formula("vgg", &key, &shape));
+            }
+            cin = cout;
+        }
+        Some(PerceptualLoss::from_tensors(&tensors, Path::new("formula"), &Device::Cpu, DType::F64).unwrap())
+    }
+
     /// Sets every parameter of `net` from the formula; the key set must be the fixture's.
     fn set_params(&self, params: &Params, net: &str) {
         let mut want: Vec<&str> = self.meta[&format!("keys.{net}")].split(',').collect();
@@ -55,12 +84,7 @@ impl Fixture {
         have.sort();
         assert_eq!(have, want, "{net}: parameter names");
         for (key, var) in params.named(|_| true) {
-            let [amp, off] = self.vec(&format!("init.{net}.{key}"))[..] else { panic!("init.{net}.{key}") };
-            let phase = formula_phase(&key);
-            let values: Vec<f64> = (0..var.elem_count())
-                .map(|i| off + amp * std::f64::consts::SQRT_2 * (0.37 * i as f64 + phase).sin())
-                .collect();
-            var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap()).unwrap();
+            var.set(&self.formula(net, &key, var.dims())).unwrap();
         }
     }
 }
@@ -108,6 +132,7 @@ struct Setup {
     g: (Params, GfpGanV1Clean),
     d: (Params, StyleGan2Discriminator),
     comps: Vec<(Params, FacialComponentDiscriminator)>,
+    vgg: Option<PerceptualLoss>,
     batch: Batch,
     noises: Vec<Tensor>,
 }
@@ -156,7 +181,8 @@ fn setup(name: &str) -> Setup {
     };
     // randomize_noise=False: the decoder's stored noise buffers.
     let noises = g.decoder().stored_noises().iter().map(|t| t.detach()).collect();
-    Setup { fx, g: (gp, g), d: (dp, d), comps, batch, noises }
+    let vgg = fx.vgg();
+    Setup { fx, g: (gp, g), d: (dp, d), comps, vgg, batch, noises }
 }
 
 impl Setup {
@@ -166,7 +192,7 @@ impl Setup {
             d: Some(&self.d.1),
             components: Some([&self.comps[0].1, &self.comps[1].1, &self.comps[2].1]),
             identity: None,
-            perceptual: None,
+            perceptual: self.vgg.as_ref(),
         }
     }
 
@@ -210,7 +236,10 @@ const TOL: f64 = 1e-4;
 fn forward_and_generator_terms(name: &str) {
     let s = setup(name);
     // Forward values first: a wrong formula or architecture shows here before any gradient.
-    let (fwd, terms) = s.nets().generator_terms(&s.batch, &s.noises, &Weights::ones()).unwrap();
+    // Every term at weight 1, but the style part of the perceptual loss, which BasicSR's
+    // PerceptualLoss weighs itself (50, the official option) and the fixture includes.
+    let w = Weights { perceptual_style: 50.0, ..Weights::ones() };
+    let (fwd, terms) = s.nets().generator_terms(&s.batch, &s.noises, &w).unwrap();
     compare("image", &summary(&fwd.image), &s.fx.vec("fwdsum.image"), fwd.image.elem_count(), 1e-9);
     for (i, rgb) in fwd.rgbs.iter().enumerate() {
         compare(&format!("out_rgb.{i}"), &summary(rgb), &s.fx.vec(&format!("fwdsum.out_rgb.{i}")), rgb.elem_count(), 1e-9);
@@ -221,7 +250,17 @@ fn forward_and_generator_terms(name: &str) {
         compare(&key, &summary(&crop), &s.fx.vec(&key), crop.elem_count(), 1e-9);
     }
     let names: Vec<&str> = terms.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["l1", "pyramid", "g_gan", "comp_gan", "comp_style"]);
+    let mut want = vec!["l1", "pyramid"];
+    if let Some(vgg) = &s.vgg {
+        want.extend(["perceptual", "percep_style"]);
+        let feats = vgg.features(&fwd.image).unwrap();
+        for (f, layer) in feats.iter().zip(["conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"]) {
+            let key = format!("fwdsum.vgg.{layer}");
+            compare(&key, &summary(f), &s.fx.vec(&key), f.elem_count(), 1e-7);
+        }
+    }
+    want.extend(["g_gan", "comp_gan", "comp_style"]);
+    assert_eq!(names, want);
     for (term, loss) in &terms {
         let worst = s.check_grads(term, loss, "g", &s.g.0, TOL);
         eprintln!("{name} {term}: worst gradient error {worst:.1e} of the magnitude");
@@ -264,7 +303,14 @@ fn adam_steps(name: &str) {
         };
         Adam::new(params.named(only), p)
     };
-    let g_only = Weights { gan: 0.0, component_gan: 0.0, component_style: 0.0, ..Weights::ones() };
+    let g_only = Weights {
+        gan: 0.0,
+        component_gan: 0.0,
+        component_style: 0.0,
+        perceptual: 0.0,
+        perceptual_style: 0.0,
+        ..Weights::ones()
+    };
     let fake = s.g.1.forward_train(&s.batch.lq, &s.noises).unwrap().image.detach();
     let mut opt_g = adam("adam_g", &s.g.0, &|k| !k.contains(".noises."));
     let mut opt_d = adam("adam_d", &s.d.0, &|_| true);

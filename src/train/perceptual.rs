@@ -74,7 +74,7 @@ impl PerceptualLoss {
             }
             h = pre.relu()?;
             if POOL_AFTER.contains(i) {
-                h = h.max_pool2d(2)?;
+                h = max_pool_2x2(&h)?;
             }
         }
         Ok(out)
@@ -93,4 +93,12 @@ impl PerceptualLoss {
         }
         Ok((Tensor::stack(&percep, 0)?.sum_all()?, Tensor::stack(&style, 0)?.sum_all()?))
     }
+}
+
+/// Max pooling 2x2, stride 2, as the maximum over the two pixel pairs of each axis. candle
+/// 0.11.1's `max_pool2d` backward multiplies the gradient by the window's share of maxima (1/4
+/// for a single maximum) instead of dividing by their count, so it cannot train.
+fn max_pool_2x2(x: &Tensor) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    Ok(x.reshape((n, c, h / 2, 2, w / 2, 2))?.max(5)?.max(3)?)
 }

@@ -106,6 +106,15 @@ impl Nets<'_> {
             let pyramid = image_pyramid(&batch.gt, fwd.rgbs.len())?;
             terms.push(("pyramid", (pyramid_l1(&fwd.rgbs, &pyramid)? * w.pyramid)?));
         }
+        if let (Some(p), true) = (self.perceptual, w.perceptual > 0.0 || w.perceptual_style > 0.0) {
+            let (percep, style) = p.losses(out, &batch.gt)?;
+            if w.perceptual > 0.0 {
+                terms.push(("perceptual", (percep * w.perceptual)?));
+            }
+            if w.perceptual_style > 0.0 {
+                terms.push(("percep_style", (style * w.perceptual_style)?));
+            }
+        }
         if let (Some(d), true) = (self.d, w.gan > 0.0) {
             terms.push(("g_gan", (generator_gan(&d.forward(out)?)? * w.gan)?));
         }
