@@ -12,6 +12,7 @@ use candle_core::Tensor;
 use super::ops::{avg_pool_2x2, check_input, max_pool_3x3_stride2, normalize};
 use super::tfjs::WeightMap;
 use crate::error::Result;
+use crate::model::ops::conv2d;
 
 /// Input side of the recognition net.
 pub const INPUT_SIZE: usize = 150;
@@ -45,7 +46,7 @@ impl ConvLayer {
 
     /// `padding` is symmetric: 1 gives TF SAME for the 3x3 stride-1 convolutions, 0 is VALID.
     fn forward(&self, x: &Tensor, padding: usize, stride: usize, relu: bool) -> Result<Tensor> {
-        let y = x.conv2d(&self.filters, padding, stride, 1, 1)?.broadcast_add(&self.bias)?;
+        let y = conv2d(x, &self.filters, padding, stride)?.broadcast_add(&self.bias)?;
         // Three separate steps rather than a folded affine: tfjs rounds after each.
         let y = y.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)?;
         Ok(if relu { y.relu()? } else { y })

@@ -2,15 +2,38 @@
 //! the StyleGAN2 decoder they drive.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{Conv2dConfig, Linear, VarBuilder};
 
 use super::config::Config;
-use super::ops::{downsample2x, lrelu, upsample2x};
+use super::ops::{conv2d, downsample2x, lrelu, upsample2x};
 use super::stylegan2::{SftCondition, StyleGan2Decoder};
+
+/// A "same" convolution with optional bias: `candle_nn::Conv2d`'s weights (names and
+/// initialisation), run through [`conv2d`] so that training gets its fast backward pass.
+pub struct Conv2d {
+    inner: candle_nn::Conv2d,
+    padding: usize,
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = conv2d(x, self.inner.weight(), self.padding, 1)?;
+        match self.inner.bias() {
+            // As candle_nn::Conv2d adds it.
+            Some(bias) => y.broadcast_add(&bias.reshape((1, bias.dims1()?, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
 
 fn conv(vb: VarBuilder, cin: usize, cout: usize, k: usize, bias: bool) -> Result<Conv2d> {
     let cfg = Conv2dConfig { padding: k / 2, ..Default::default() };
-    if bias { candle_nn::conv2d(cin, cout, k, cfg, vb) } else { candle_nn::conv2d_no_bias(cin, cout, k, cfg, vb) }
+    let inner = if bias {
+        candle_nn::conv2d(cin, cout, k, cfg, vb)?
+    } else {
+        candle_nn::conv2d_no_bias(cin, cout, k, cfg, vb)?
+    };
+    Ok(Conv2d { inner, padding: k / 2 })
 }
 
 /// Residual block that halves or doubles the resolution (bilinear), as in the official ResBlock.

@@ -5,7 +5,7 @@ use candle_core::{D, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::Config;
-use super::ops::{lrelu, per_channel, upsample2x};
+use super::ops::{conv2d, lrelu, per_channel, upsample2x};
 
 /// A modulated convolution in activation-scaling form: instead of building one weight per sample
 /// (a grouped convolution), the input is scaled per channel by the style, convolved with the
@@ -43,7 +43,7 @@ impl ModulatedConv2d {
         if self.upsample {
             x = upsample2x(&x)?;
         }
-        let out = x.conv2d(&self.weight, self.padding, 1, 1, 1)?;
+        let out = conv2d(&x, &self.weight, self.padding, 1)?;
         if self.demodulate {
             // sum over (in, k, k) of (w * s)^2 = s^2 @ sum_k w^2. Derived from the weight at every
             // call, not cached: a trainer updates the weight in place.

@@ -65,7 +65,7 @@ impl PerceptualLoss {
         let mut h = ((x + 1.0)? / 2.0)?.broadcast_sub(&stat(MEAN)?)?.broadcast_div(&stat(STD)?)?;
         let mut out = Vec::with_capacity(LAYERS.len());
         for (i, w, b) in &self.convs {
-            let pre = h.conv2d(w, 1, 1, 1, 1)?.broadcast_add(b)?;
+            let pre = crate::model::ops::conv2d(&h, w, 1, 1)?.broadcast_add(b)?;
             if LAYERS.iter().any(|(l, _)| l == i) {
                 out.push(pre.clone());
             }

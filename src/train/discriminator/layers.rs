@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
+use crate::model::ops::{conv2d, conv2d_adjoint};
+
 /// The negative slope of every activation.
 const SLOPE: f64 = 0.2;
 
@@ -78,7 +80,7 @@ impl EqualConv2d {
     }
 
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.conv2d(&self.scaled_weight()?, self.padding, self.stride, 1, 1)?;
+        let y = conv2d(x, &self.scaled_weight()?, self.padding, self.stride)?;
         match &self.bias {
             Some(b) => y.broadcast_add(&per_channel(b)?),
             None => Ok(y),
@@ -86,45 +88,10 @@ impl EqualConv2d {
     }
 
     /// The transpose of the convolution (the bias plays no part), giving a map of the input's
-    /// size `in_hw`. Written as a stride-1 convolution with the flipped, in/out-swapped kernel
-    /// over the gradient with zeros inserted between its samples (for stride 2) and padded by
-    /// `k - 1 - padding`: ordinary conv2d, whose backward candle has on every device and which
-    /// runs as im2col + GEMM, where candle's `conv_transpose2d` is a direct loop (CPU and CUDA;
-    /// about 10 times slower on the CPU).
+    /// size `in_hw`: [`conv2d_adjoint`], ordinary convolutions whose backward is fast.
     pub(crate) fn adjoint(&self, g: &Tensor, in_hw: (usize, usize)) -> Result<Tensor> {
-        let k = self.weight.dim(2)?;
-        if self.padding + 1 > k {
-            candle_core::bail!("conv adjoint: padding {} of a {k}x{k} kernel is not supported", self.padding)
-        }
-        let mut w = self.scaled_weight()?;
-        if k > 1 {
-            w = w.flip(&[2, 3])?;
-        }
-        let w = w.transpose(0, 1)?.contiguous()?;
-        let (_, _, ho, wo) = g.dims4()?;
-        // The forward pass dropped the last `extra` input rows/columns that no output reached
-        // (stride 2 over an even span); they get zero gradient from the trailing zeros kept here.
-        let extra = |n_in: usize, n_out: usize| n_in + 2 * self.padding - k - (n_out - 1) * self.stride;
-        let g = dilate(g, 2, self.stride, extra(in_hw.0, ho))?;
-        let g = dilate(&g, 3, self.stride, extra(in_hw.1, wo))?;
-        g.conv2d(&w, k - 1 - self.padding, 1, 1, 1)
+        conv2d_adjoint(g, &self.scaled_weight()?, self.padding, self.stride, in_hw)
     }
-}
-
-/// Inserts `stride - 1` zeros after every sample of `dim` and keeps `(n - 1) * stride + 1 + extra`
-/// of the result (`extra < stride`), by stacking with zeros and reshaping.
-fn dilate(x: &Tensor, dim: usize, stride: usize, extra: usize) -> Result<Tensor> {
-    if stride == 1 {
-        return Ok(x.clone());
-    }
-    let n = x.dim(dim)?;
-    let mut zero_dims = x.dims().to_vec();
-    zero_dims.insert(dim + 1, stride - 1);
-    let zeros = Tensor::zeros(zero_dims, x.dtype(), x.device())?;
-    let mut dims = x.dims().to_vec();
-    dims[dim] = n * stride;
-    let spread = Tensor::cat(&[x.unsqueeze(dim + 1)?, zeros], dim + 1)?.reshape(dims)?;
-    spread.narrow(dim, 0, (n - 1) * stride + 1 + extra)
 }
 
 /// A linear layer with the equalised learning rate (`lr_mul` 1, the only value the
