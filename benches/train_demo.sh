@@ -4,10 +4,10 @@
 # it never saw:
 #   train: the rustface group photo (29 faces) and face-api demo photos 1-4 (11 faces);
 #   val:   face-api demo photos 5 and 6 (9 faces);
-# flipped at random, degraded on the fly with the official ranges. The run stops by itself
-# after max_seconds (45 min) and writes target/train-demo/run/{loss.png, train.jsonl,
+# flipped at random, degraded on the fly (the official ranges scaled to 64 px). The run stops
+# by itself after max_seconds (50 min) and writes target/train-demo/run/{loss.png, train.jsonl,
 # val/iter_*/grid.png, net_g_best.safetensors}; then the best generator is evaluated with
-# `gfpgan eval` on the validation faces against bicubic.
+# `gfpgan eval` on fresh degradations of the validation faces against bicubic.
 #
 #   benches/train_demo.sh          # prepare (once) and train from scratch
 #   benches/train_demo.sh --resume # continue the run
@@ -25,6 +25,7 @@ fi
 [ "${1:-}" = "--resume" ] || rm -rf "$WORK/run"
 "$GFPGAN" train --config pipelines/train/demo-64.toml ${1:-}
 rm -rf "$WORK/eval"
-"$GFPGAN" eval --weights "$WORK/run/net_g_best.safetensors" --gt "$WORK/val/faces" --degrade-seed 10000 \
-  -o "$WORK/eval"
+# Scored on fresh degradations (seed 20000; validation, which picked the best, used 10000).
+"$GFPGAN" eval --weights "$WORK/run/net_g_best.safetensors" --gt "$WORK/val/faces" --degrade-seed 20000 \
+  --degradation-of pipelines/train/demo-64.toml -o "$WORK/eval"
 cat "$WORK/eval/report.md"

@@ -107,21 +107,23 @@ fn eval_writes_a_report_that_compares_with_the_baselines() {
     let models = face_models();
     let alexnet = dir.path().join("alexnet.safetensors");
     candle_core::safetensors::save(&formula_alexnet(), &alexnet).unwrap();
-    let args = |seed: &str| {
+    let args = |seed: &str, extra: &[&str]| {
         let mut a = vec!["eval", "--weights", weights.to_str().unwrap(), "--gt", gt.to_str().unwrap()];
         a.extend(["--degrade-seed", seed, "-o", report.to_str().unwrap(), "--batch-size", "2"]);
         a.extend(["--niqe-params", niqe.to_str().unwrap(), "--face-models", models.to_str().unwrap()]);
         a.extend(["--lpips-alexnet", alexnet.to_str().unwrap()]);
+        a.extend_from_slice(extra);
         a.into_iter().map(String::from).collect::<Vec<_>>()
     };
-    let run = |seed: &str| {
-        let a = args(seed);
+    let run_with = |seed: &str, extra: &[&str]| {
+        let a = args(seed, extra);
         let out = gfpgan(&a.iter().map(String::as_str).collect::<Vec<_>>());
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let json: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap();
         json
     };
+    let run = |seed: &str| run_with(seed, &[]);
     let first = run("5");
     assert_eq!(first["faces"].as_array().unwrap().len(), 3);
     let means = first["means"].as_array().unwrap();
@@ -140,6 +142,21 @@ fn eval_writes_a_report_that_compares_with_the_baselines() {
     // The same seed gives the same numbers; another seed other degradations.
     assert_eq!(run("5")["faces"], first["faces"]);
     assert_ne!(run("6")["faces"], first["faces"]);
+    // A training config's degradation ranges replace the official ones: nearly none here, so
+    // the network's input comes close to the truth.
+    let config = dir.path().join("mild.toml");
+    std::fs::write(
+        &config,
+        "output = \"run\"\n[data]\ntrain = \"faces\"\n[data.degradation]\nblur_sigma = [0.1, 0.1]\n\
+         downsample_range = [1.0, 1.0]\nnoise_range = [0.0, 0.0]\njpeg_range = [100, 100]\n\
+         color_jitter_prob = 0.0\ngray_prob = 0.0\n[losses]\nidentity = 0\n",
+    )
+    .unwrap();
+    let input_psnr = |json: &serde_json::Value| json["means"][2][1]["psnr"].as_f64().unwrap();
+    let mild = run_with("5", &["--degradation-of", config.to_str().unwrap()]);
+    assert!(input_psnr(&mild) > 40.0 && input_psnr(&first) < 35.0, "{} vs {}", input_psnr(&mild), input_psnr(&first));
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("mild.toml"), "{md}");
 }
 
 #[test]

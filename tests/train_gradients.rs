@@ -24,7 +24,8 @@ struct Fixture {
 
 impl Fixture {
     fn load(name: &str) -> Self {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/train").join(format!("{name}.safetensors"));
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/train").join(format!("{name}.safetensors"));
         let bytes = std::fs::read(&path).expect("fixture");
         let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
         let meta = meta.metadata().clone().unwrap_or_default();
@@ -99,7 +100,8 @@ fn formula_phase(key: &str) -> f64 {
 fn summary(t: &Tensor) -> Vec<f64> {
     let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let dot: f64 = v.iter().enumerate().map(|(i, x)| x * (1.1 * i as f64 + 0.5).sin()).sum();
-    let mut out = vec![v.iter().sum(), v.iter().map(|x| x * x).sum(), dot, v.iter().fold(0.0, |m: f64, x| m.max(x.abs()))];
+    let mut out =
+        vec![v.iter().sum(), v.iter().map(|x| x * x).sum(), dot, v.iter().fold(0.0, |m: f64, x| m.max(x.abs()))];
     out.extend((0..8).map(|k| v.get(k).copied().unwrap_or(0.0)));
     out
 }
@@ -200,14 +202,20 @@ impl Setup {
     fn check_grads(&self, term: &str, loss: &Tensor, net: &str, params: &Params, tol: f64) -> f64 {
         let want_loss = self.fx.vec(&format!("loss.{term}"))[0];
         let got_loss = loss.to_scalar::<f64>().unwrap();
-        assert!((got_loss - want_loss).abs() <= 1e-9 * want_loss.abs().max(1.0), "{term}: loss {got_loss} vs {want_loss}");
+        assert!(
+            (got_loss - want_loss).abs() <= 1e-9 * want_loss.abs().max(1.0),
+            "{term}: loss {got_loss} vs {want_loss}"
+        );
         let grads = loss.backward().unwrap();
         let nograd: Vec<&str> = self.fx.meta.get(&format!("nograd.{term}")).map_or(vec![], |s| s.split(',').collect());
         let mut worst: f64 = 0.0;
         for (key, var) in params.named(|_| true) {
-            let Some(want) = self.fx.tensors.contains_key(&format!("grad.{term}.{net}.{key}")).then(|| {
-                self.fx.vec(&format!("grad.{term}.{net}.{key}"))
-            }) else {
+            let Some(want) = self
+                .fx
+                .tensors
+                .contains_key(&format!("grad.{term}.{net}.{key}"))
+                .then(|| self.fx.vec(&format!("grad.{term}.{net}.{key}")))
+            else {
                 assert!(key.contains(".noises."), "fixture lacks grad.{term}.{net}.{key}");
                 continue;
             };
@@ -242,7 +250,13 @@ fn forward_and_generator_terms(name: &str) {
     let (fwd, terms) = s.nets().generator_terms(&s.batch, &s.noises, &w).unwrap();
     compare("image", &summary(&fwd.image), &s.fx.vec("fwdsum.image"), fwd.image.elem_count(), 1e-9);
     for (i, rgb) in fwd.rgbs.iter().enumerate() {
-        compare(&format!("out_rgb.{i}"), &summary(rgb), &s.fx.vec(&format!("fwdsum.out_rgb.{i}")), rgb.elem_count(), 1e-9);
+        compare(
+            &format!("out_rgb.{i}"),
+            &summary(rgb),
+            &s.fx.vec(&format!("fwdsum.out_rgb.{i}")),
+            rgb.elem_count(),
+            1e-9,
+        );
     }
     let size = s.g.1.config().out_size;
     for (c, crop) in COMPONENTS.iter().zip(crops(&s.batch.gt, &s.batch.boxes, size).unwrap()) {
@@ -319,12 +333,20 @@ fn adam_steps(name: &str) {
         let (_, terms) = s.nets().generator_terms(&s.batch, &s.noises, &g_only).unwrap();
         let loss = total(&terms).unwrap();
         let got = loss.to_scalar::<f64>().unwrap();
-        assert!((got - g_losses[step]).abs() < 1e-8 * g_losses[step].abs(), "G step {step}: {got} vs {}", g_losses[step]);
+        assert!(
+            (got - g_losses[step]).abs() < 1e-8 * g_losses[step].abs(),
+            "G step {step}: {got} vs {}",
+            g_losses[step]
+        );
         opt_g.step(&loss.backward().unwrap()).unwrap();
         let d_only = Weights { r1: 0.0, ..Weights::ones() };
         let loss = total(&s.nets().discriminator_terms(&s.batch, &fake, &d_only).unwrap()).unwrap();
         let got = loss.to_scalar::<f64>().unwrap();
-        assert!((got - d_losses[step]).abs() < 1e-8 * d_losses[step].abs(), "D step {step}: {got} vs {}", d_losses[step]);
+        assert!(
+            (got - d_losses[step]).abs() < 1e-8 * d_losses[step].abs(),
+            "D step {step}: {got} vs {}",
+            d_losses[step]
+        );
         opt_d.step(&loss.backward().unwrap()).unwrap();
     }
     for (net, params) in [("g", &s.g.0), ("d", &s.d.0)] {

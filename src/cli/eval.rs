@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use gfpgan::eval::dataset::{images_in, load_pair};
 use gfpgan::eval::report::{GRID_CELL, Report, Setup};
 use gfpgan::eval::{Degraded, Evaluator, FaceScores, Lpips, Pair};
+use gfpgan::synth::degrade::DegradeOptions;
+use gfpgan::train::config::TrainConfig;
 use gfpgan::{NoiseMode, Result, Rgb};
 
 use super::common::{Inputs, RunArgs, check_arg};
@@ -24,6 +26,10 @@ pub struct Args {
     /// order) drawn from seed N + i: a run is reproducible.
     #[arg(long, value_name = "N")]
     degrade_seed: Option<u64>,
+    /// With --degrade-seed: the degradation ranges of this training config ([data.degradation])
+    /// instead of the official ones, to score a run's checkpoint on the degradation it learned.
+    #[arg(long, value_name = "CONFIG", requires = "degrade_seed")]
+    degradation_of: Option<PathBuf>,
     /// Report folder (metrics.json, report.md, grid.png).
     #[arg(short, long)]
     output: PathBuf,
@@ -51,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
     let files = images_in(&args.gt)?;
     let degraded = match (&args.lq, args.degrade_seed) {
         (Some(dir), _) => Degraded::Folder(dir.clone()),
-        (None, Some(seed)) => Degraded::Seeded(seed),
+        (None, Some(seed)) => Degraded::Seeded { seed, ranges: degradation_ranges(args.degradation_of.as_deref())? },
         (None, None) => unreachable!("clap requires one of --lq and --degrade-seed"),
     };
     let mut read: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
@@ -93,7 +99,10 @@ pub fn run(args: Args) -> Result<()> {
         ground_truth: args.gt.display().to_string(),
         degraded: match &degraded {
             Degraded::Folder(dir) => format!("given, `{}`", dir.display()),
-            Degraded::Seeded(seed) => format!("GFP-GAN's training degradation, seed {seed} (+ face index)"),
+            Degraded::Seeded { seed, .. } => match &args.degradation_of {
+                None => format!("GFP-GAN's training degradation, seed {seed} (+ face index)"),
+                Some(cfg) => format!("the training degradation of `{}`, seed {seed} (+ face index)", cfg.display()),
+            },
         },
         size,
     };
@@ -105,4 +114,12 @@ pub fn run(args: Args) -> Result<()> {
     }
     println!("report: {}", args.output.join("report.md").display());
     Ok(())
+}
+
+/// The official degradation ranges, or those of a training config.
+fn degradation_ranges(config: Option<&Path>) -> Result<DegradeOptions> {
+    Ok(match config {
+        Some(path) => TrainConfig::load(path)?.data.degradation.options(),
+        None => DegradeOptions::default(),
+    })
 }

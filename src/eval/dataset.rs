@@ -14,8 +14,9 @@ use crate::synth::degrade::{DegradeOptions, back_to_size, degrade_small};
 pub enum Degraded {
     /// A folder with one image per ground truth, found by file stem (any size and extension).
     Folder(PathBuf),
-    /// GFP-GAN's training degradation, drawn for face `i` (in name order) from `seed + i`.
-    Seeded(u64),
+    /// GFP-GAN's training degradation with these ranges (the official ones by default, a
+    /// training run's own in its validation), drawn for face `i` (in name order) from `seed + i`.
+    Seeded { seed: u64, ranges: DegradeOptions },
 }
 
 /// One face, all at the model's size: the ground truth, the network's input, and the
@@ -58,8 +59,8 @@ pub fn load_pair(gt: &Path, index: usize, degraded: &Degraded, size: usize) -> R
             }
             (resize(&low, size, FilterType::Triangle), resize(&low, size, FilterType::CatmullRom))
         }
-        Degraded::Seeded(seed) => {
-            let (small, d) = degrade_small(&truth, &DegradeOptions::default(), seed.wrapping_add(index as u64))?;
+        Degraded::Seeded { seed, ranges } => {
+            let (small, d) = degrade_small(&truth, ranges, seed.wrapping_add(index as u64))?;
             (
                 back_to_size(&small, size, size, FilterType::Triangle, &d),
                 back_to_size(&small, size, size, FilterType::CatmullRom, &d),

@@ -5,7 +5,7 @@
 //! Activations stay NHWC throughout, as in tfjs: the depthwise convolutions are a direct loop on
 //! channel-contiguous rows and the pointwise ones a single matrix product.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::ops::{check_input, depthwise3x3, normalize, pad_same_nchw, pointwise};
 use super::tfjs::WeightMap;
@@ -135,7 +135,7 @@ impl FeatureExtractor {
 
     /// `(n, 112, 112, 3)` RGB 0..255 -> `(n, 256)` bottleneck features.
     pub fn forward(&self, faces: &Tensor) -> Result<Tensor> {
-        let mut x = normalize(&check_input(faces, INPUT_SIZE, self.net)?)?;
+        let mut x = normalize(&check_input(faces, INPUT_SIZE, self.net, DType::F32)?)?;
         for block in &self.dense {
             x = block.forward(&x)?;
         }

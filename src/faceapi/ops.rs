@@ -9,9 +9,9 @@ use crate::error::{Error, Result};
 pub const MEAN_RGB: [f32; 3] = [122.782, 117.001, 104.298];
 
 /// Checks a batch of `size`x`size` RGB faces laid out `(n, size, size, 3)` (NHWC, 0..255) and
-/// returns it as contiguous `f32`. face-api zero-pads and resizes other sizes first; we leave
-/// that to the caller rather than guess.
-pub fn check_input(x: &Tensor, size: usize, net: &str) -> Result<Tensor> {
+/// returns it as contiguous `dtype` (f32 as face-api runs; f64 for gradient checks). face-api
+/// zero-pads and resizes other sizes first; we leave that to the caller rather than guess.
+pub fn check_input(x: &Tensor, size: usize, net: &str, dtype: DType) -> Result<Tensor> {
     let ok = matches!(x.dims(), &[n, h, w, 3] if n > 0 && h == size && w == size);
     if !ok {
         return Err(Error::Input(format!(
@@ -19,14 +19,14 @@ pub fn check_input(x: &Tensor, size: usize, net: &str) -> Result<Tensor> {
             x.dims()
         )));
     }
-    Ok(x.to_dtype(DType::F32)?.contiguous()?)
+    Ok(x.to_dtype(dtype)?.contiguous()?)
 }
 
 /// `(x - MEAN_RGB) / 255` on NHWC, as face-api's `normalize(x, meanRgb).div(255)` computes it
 /// (a true division, not a multiplication by 1/255, so the rounding is the same).
 pub fn normalize(x: &Tensor) -> Result<Tensor> {
-    let mean = Tensor::new(&MEAN_RGB, x.device())?.reshape((1, 1, 1, 3))?;
-    let d255 = Tensor::new(&[255f32], x.device())?.reshape((1, 1, 1, 1))?;
+    let mean = Tensor::new(&MEAN_RGB, x.device())?.reshape((1, 1, 1, 3))?.to_dtype(x.dtype())?;
+    let d255 = Tensor::new(&[255f32], x.device())?.reshape((1, 1, 1, 1))?.to_dtype(x.dtype())?;
     Ok(x.broadcast_sub(&mean)?.broadcast_div(&d255)?)
 }
 

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 
 use super::ops::{avg_pool_2x2, check_input, max_pool_3x3_stride2, normalize};
 use super::tfjs::WeightMap;
@@ -44,6 +44,15 @@ impl ConvLayer {
         })
     }
 
+    fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(ConvLayer {
+            filters: self.filters.to_dtype(dtype)?,
+            bias: self.bias.to_dtype(dtype)?,
+            scale: self.scale.to_dtype(dtype)?,
+            shift: self.shift.to_dtype(dtype)?,
+        })
+    }
+
     /// `padding` is symmetric: 1 gives TF SAME for the 3x3 stride-1 convolutions, 0 is VALID.
     fn forward(&self, x: &Tensor, padding: usize, stride: usize, relu: bool) -> Result<Tensor> {
         let y = conv2d(x, &self.filters, padding, stride)?.broadcast_add(&self.bias)?;
@@ -67,6 +76,10 @@ impl Residual {
             conv2: ConvLayer::load(w, &format!("{prefix}/conv2"), 3, cout, cout)?,
             down,
         })
+    }
+
+    fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(Residual { conv1: self.conv1.to_dtype(dtype)?, conv2: self.conv2.to_dtype(dtype)?, down: self.down })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -142,10 +155,25 @@ impl RecognitionNet {
         })
     }
 
+    /// The net with its weights in `dtype` (f64: precise finite-difference checks of the
+    /// identity loss's gradient; face-api itself runs in f32).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        Ok(RecognitionNet {
+            conv32_down: self.conv32_down.to_dtype(dtype)?,
+            blocks: self.blocks.iter().map(|b| b.to_dtype(dtype)).collect::<Result<_>>()?,
+            fc: self.fc.to_dtype(dtype)?,
+        })
+    }
+
+    /// The dtype of the weights (f32 unless converted by [`Self::to_dtype`]).
+    pub fn dtype(&self) -> DType {
+        self.fc.dtype()
+    }
+
     /// Faces `(n, 150, 150, 3)`, RGB 0..255 (NHWC, any float or u8 dtype) -> descriptors
     /// `(n, 128)`. No resizing happens here: crop and resize the faces to 150x150 first.
     pub fn forward(&self, faces: &Tensor) -> Result<Tensor> {
-        let x = normalize(&check_input(faces, INPUT_SIZE, "the recognition net")?)?;
+        let x = normalize(&check_input(faces, INPUT_SIZE, "the recognition net", self.dtype())?)?;
         let x = x.permute((0, 3, 1, 2))?.contiguous()?;
         // 7x7 stride 2 VALID: 150 -> 72; max pool 3x3 stride 2 VALID: 72 -> 35.
         let mut x = max_pool_3x3_stride2(&self.conv32_down.forward(&x, 0, 2, true)?)?;
@@ -154,7 +182,7 @@ impl RecognitionNet {
         }
         // Global mean over H and W (2x2 here), then the linear projection.
         let (n, c, h, w) = x.dims4()?;
-        let count = Tensor::new(&[(h * w) as f32], x.device())?;
+        let count = Tensor::new(&[(h * w) as f32], x.device())?.to_dtype(x.dtype())?;
         let pooled = x.reshape((n, c, h * w))?.sum(2)?.broadcast_div(&count)?;
         Ok(pooled.matmul(&self.fc)?)
     }

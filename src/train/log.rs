@@ -153,11 +153,11 @@ fn draw(entries: &[Entry], buf: &mut [u8], note: &str) -> DrawResult {
     chart.configure_mesh().x_desc("iteration").draw()?;
     let net = RGBColor(200, 30, 30);
     chart
-        .draw_series(LineSeries::new(val.iter().map(|&(i, a, _)| (i, a)), net.stroke_width(2)))?
+        .draw_series(LineSeries::new(val.iter().map(|&(i, a, _)| (i, a)), net.stroke_width(2)).point_size(3))?
         .label("network (EMA)")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], net.stroke_width(2)));
     chart
-        .draw_series(LineSeries::new(val.iter().map(|&(i, _, b)| (i, b)), BLUE.stroke_width(2)))?
+        .draw_series(LineSeries::new(val.iter().map(|&(i, _, b)| (i, b)), BLUE.stroke_width(2)).point_size(3))?
         .label("bicubic baseline")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLUE.stroke_width(2)));
     chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).draw()?;

@@ -53,7 +53,8 @@ impl Params {
             let n = var.elem_count();
             let values: Vec<f32> =
                 if var.rank() >= 2 { (0..n).map(|_| StandardNormal.sample(&mut rng)).collect() } else { vec![0.0; n] };
-            let t = Tensor::from_vec(values, var.shape(), &Device::Cpu)?.to_dtype(self.dtype)?.to_device(&self.device)?;
+            let t =
+                Tensor::from_vec(values, var.shape(), &Device::Cpu)?.to_dtype(self.dtype)?.to_device(&self.device)?;
             var.set(&t)?;
         }
         Ok(())

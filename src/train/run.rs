@@ -77,11 +77,12 @@ impl Validation {
         let evaluator = Evaluator::new(niqe, models)?;
         let faces_dir = dir.join(super::data::FACES_DIR);
         let files = images_in(if faces_dir.is_dir() { &faces_dir } else { dir })?;
+        let degraded = Degraded::Seeded { seed: VAL_SEED, ranges: cfg.data.degradation.options() };
         let pairs = files
             .iter()
             .take(cfg.data.val_count)
             .enumerate()
-            .map(|(i, f)| load_pair(f, i, &Degraded::Seeded(VAL_SEED), size))
+            .map(|(i, f)| load_pair(f, i, &degraded, size))
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(Self { evaluator, pairs }))
     }
@@ -94,7 +95,7 @@ impl Validation {
         let setup = Setup {
             weights: format!("EMA generator at iteration {}", trainer.iteration),
             ground_truth: "validation faces".into(),
-            degraded: format!("training degradation, seed {VAL_SEED} + i"),
+            degraded: format!("this run's training degradation, seed {VAL_SEED} + i"),
             size: trainer.generator_config().out_size,
         };
         let report = Report::new(setup, faces);
@@ -143,7 +144,13 @@ fn save(trainer: &Trainer, out: &Path) -> Result<PathBuf> {
 /// Trains as `cfg` says, in `cfg.output`. `resume`: continue from the newest checkpoint there
 /// (an error when there is none); without it, an output folder that already holds a run is
 /// refused rather than overwritten. `stop` is polled between iterations (Ctrl-C).
-pub fn train(cfg: TrainConfig, device: &Device, resume: bool, stop: &AtomicBool, progress: &dyn Progress) -> Result<Summary> {
+pub fn train(
+    cfg: TrainConfig,
+    device: &Device,
+    resume: bool,
+    stop: &AtomicBool,
+    progress: &dyn Progress,
+) -> Result<Summary> {
     let out = cfg.output.clone();
     let existing = checkpoints(&out);
     let from = match (resume, existing.last()) {

@@ -8,8 +8,8 @@ use candle_core::Tensor;
 
 use super::discriminator::{FacialComponentDiscriminator, StyleGan2Discriminator};
 use super::identity::IdentityLoss;
-use super::perceptual::PerceptualLoss;
 use super::losses::{component_style, discriminator_gan, generator_gan, image_pyramid, l1, pyramid_l1};
+use super::perceptual::PerceptualLoss;
 use super::roi::roi_align;
 use crate::error::{Error, Result};
 use crate::model::gfpgan::{Forward, GfpGanV1Clean};

@@ -17,9 +17,9 @@ use super::config::TrainConfig;
 use super::data::FaceDataset;
 use super::discriminator::{DiscriminatorConfig, FacialComponentDiscriminator, StyleGan2Discriminator};
 use super::identity::IdentityLoss;
-use super::perceptual::PerceptualLoss;
 use super::nets::Params;
 use super::optim::{Adam, AdamParams, ema_update, multi_step_lr};
+use super::perceptual::PerceptualLoss;
 use super::step::{Batch, COMPONENTS, Nets, Weights, total};
 use crate::error::{Error, Result};
 use crate::model::Config;
@@ -64,7 +64,7 @@ pub struct Trainer {
 /// Generator tensors that are not trained: the decoder's stored noise (buffers in PyTorch) and,
 /// with `fix_decoder`, the whole decoder.
 fn trains_generator_tensor(name: &str, fix_decoder: bool) -> bool {
-    !name.contains(".noises.") && !(fix_decoder && name.starts_with("stylegan_decoder."))
+    !(name.contains(".noises.") || (fix_decoder && name.starts_with("stylegan_decoder.")))
 }
 
 fn adam(vars: Vec<(String, candle_core::Var)>, lr: f64, betas: [f64; 2]) -> Adam {
@@ -148,7 +148,21 @@ impl Trainer {
             .map(|c| adam(c.params.named(|_| true), o.lr_component, o.betas_component))
             .collect();
         let degrade = cfg.data.degradation.options();
-        Ok(Self { cfg, g, g_ema, d, components, identity, perceptual, opt_g, opt_d, opt_components, data, degrade, iteration: 0 })
+        Ok(Self {
+            cfg,
+            g,
+            g_ema,
+            d,
+            components,
+            identity,
+            perceptual,
+            opt_g,
+            opt_d,
+            opt_components,
+            data,
+            degrade,
+            iteration: 0,
+        })
     }
 
     pub fn generator_config(&self) -> &Config {
@@ -201,7 +215,10 @@ impl Trainer {
                 skipped.push(e.one_line());
                 attempts += 1;
                 if attempts > 20 {
-                    return Err(Error::Input(format!("20 faces in a row could not be used; the last: {}", e.one_line())));
+                    return Err(Error::Input(format!(
+                        "20 faces in a row could not be used; the last: {}",
+                        e.one_line()
+                    )));
                 }
                 let (i, s) = draw();
                 *slot = self.data.sample(i, s, &self.degrade);
@@ -212,9 +229,8 @@ impl Trainer {
         let to = |t: Tensor| -> Result<Tensor> { Ok(t.to_device(device)?) };
         let lq = to(faces_to_tensor(&samples.iter().map(|s| s.lq.clone()).collect::<Vec<_>>())?)?;
         let gt = to(faces_to_tensor(&samples.iter().map(|s| s.gt.clone()).collect::<Vec<_>>())?)?;
-        let boxes: [Vec<[f64; 4]>; 3] = std::array::from_fn(|c| {
-            samples.iter().map(|s| s.components.boxes()[c].map(f64::from)).collect()
-        });
+        let boxes: [Vec<[f64; 4]>; 3] =
+            std::array::from_fn(|c| samples.iter().map(|s| s.components.boxes()[c].map(f64::from)).collect());
         Ok((Batch { lq, gt, boxes }, skipped))
     }
 
@@ -326,7 +342,12 @@ impl Trainer {
     }
 }
 
-fn generator(tensors: &HashMap<String, Tensor>, cfg: &Config, device: &Device, dtype: DType) -> Result<Trained<GfpGanV1Clean>> {
+fn generator(
+    tensors: &HashMap<String, Tensor>,
+    cfg: &Config,
+    device: &Device,
+    dtype: DType,
+) -> Result<Trained<GfpGanV1Clean>> {
     let params = Params::from_tensors(tensors, device, dtype)?;
     let net = GfpGanV1Clean::new(params.builder(), cfg)?;
     Ok(Trained { params, net })
