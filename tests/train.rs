@@ -205,6 +205,37 @@ fn bad_configs_are_refused_with_the_reason() {
     }
 }
 
+/// A run whose losses stop being finite stops there and saves nothing after it, instead of
+/// training on NaN weights until its time runs out.
+#[test]
+fn a_diverging_run_stops_without_saving_its_broken_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    dataset(dir.path());
+    // Sound up to iteration 5, where the learning rate jumps by 1e12.
+    let text = config_text(40, 2).replace("seed = 7", "seed = 7\nmilestones = [5]\ngamma = 1e12");
+    let summary = run(&write_config(dir.path(), &text), false).unwrap();
+    let Ending::Diverged { iteration, why } = summary.ending.clone() else {
+        panic!("not stopped as diverged: {:?}", summary.ending)
+    };
+    assert!(iteration < 40 && summary.iteration == iteration, "{summary:?}");
+    assert!(why.contains("l1") || why.contains("g_total"), "{why}");
+    let saved: Vec<String> = std::fs::read_dir(dir.path().join("run").join("checkpoints"))
+        .into_iter()
+        .flatten()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let newest = saved.iter().filter_map(|n| n.strip_prefix("iter_")?.parse::<u64>().ok()).max().unwrap_or(0);
+    assert!(newest < iteration, "a checkpoint at or after the divergence: {saved:?}");
+    eprintln!("diverged at {iteration}: {why}; checkpoints {saved:?}");
+    assert!(newest >= 4, "the checkpoints before it are kept: {saved:?}");
+    {
+        for t in checkpoint(&dir.path().join("run"), newest, "net_g_raw").values() {
+            let sum = t.to_dtype(candle_core::DType::F64).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
+            assert!(sum.is_finite(), "a saved checkpoint holds non-finite weights");
+        }
+    }
+}
+
 /// Ctrl-C (SIGINT) stops the CLI between iterations with a checkpoint that resumes.
 #[test]
 fn ctrl_c_saves_a_resumable_checkpoint() {

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use gfpgan::Result;
 use gfpgan::train::config::TrainConfig;
 use gfpgan::train::run::{Ending, Progress, train};
 use gfpgan::train::trainer::StepReport;
+use gfpgan::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(clap::Args)]
@@ -64,10 +64,14 @@ pub fn run(args: Args) -> Result<()> {
     );
     let summary = train(cfg, &device, args.resume, &stop, &Bar(bar.clone()))?;
     bar.finish_and_clear();
-    let how = match summary.ending {
-        Ending::Finished => "finished",
-        Ending::TimeLimit => "stopped at the time limit",
-        Ending::Interrupted => "interrupted; continue with --resume",
+    let how = match &summary.ending {
+        Ending::Finished => "finished".to_string(),
+        Ending::TimeLimit => "stopped at the time limit".to_string(),
+        Ending::Interrupted => "interrupted; continue with --resume".to_string(),
+        Ending::Diverged { why, .. } => format!(
+            "DIVERGED ({why}; nothing saved after it: lower optim.lr_g or the adversarial weights, then \
+             --resume from the last checkpoint)"
+        ),
     };
     println!("training {how} at iteration {} in {}", summary.iteration, summary.output.display());
     if let Some((it, net, bicubic)) = summary.best {
@@ -75,6 +79,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     if summary.skipped > 0 {
         println!("{} faces skipped (unreadable or of the wrong size)", summary.skipped);
+    }
+    if let Ending::Diverged { iteration, why } = summary.ending {
+        return Err(Error::Input(format!("training diverged at iteration {iteration}: {why}")));
     }
     Ok(())
 }

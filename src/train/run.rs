@@ -35,6 +35,12 @@ const CHECKPOINTS: &str = "checkpoints";
 const KEEP_CHECKPOINTS: usize = 3;
 /// Seed of the validation faces' degradations (fixed: every validation sees the same inputs).
 const VAL_SEED: u64 = 10_000;
+/// How far over its recent median the generator's loss must jump to count as diverged: the
+/// demo's runs that blew up went from ~1 to 1e3-1e23 within ten iterations, while a healthy
+/// run's iterations spread over a factor of ~3.
+const BLOWN_UP: f64 = 1000.0;
+/// How many recent iterations the median is taken over (none is judged before it is full).
+const RECENT: usize = 50;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +48,13 @@ pub enum Ending {
     Finished,
     TimeLimit,
     Interrupted,
+    /// At `iteration` a loss stopped being finite, or the generator's total jumped to
+    /// [`BLOWN_UP`] times its recent median: the weights are lost, so nothing is saved after it
+    /// (the checkpoints and `net_g_best` from before it stay).
+    Diverged {
+        iteration: u64,
+        why: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -186,6 +199,7 @@ pub fn train(
     progress.start(trainer.iteration, schedule.total_iter);
 
     let mut last = None;
+    let mut recent = RecentLoss::default();
     let mut saved_at = trainer.iteration;
     let ending = loop {
         if trainer.iteration >= schedule.total_iter {
@@ -198,6 +212,9 @@ pub fn train(
             break Ending::TimeLimit;
         }
         let report = trainer.step()?;
+        if let Some(why) = recent.diverged(&report) {
+            break Ending::Diverged { iteration: report.iteration, why };
+        }
         skipped += report.skipped.len() as u64;
         for problem in &report.skipped {
             progress.message(&format!("skipped a face: {problem}"));
@@ -226,12 +243,38 @@ pub fn train(
         }
         last = Some(report);
     };
-    if trainer.iteration > saved_at || from.is_none() && saved_at == 0 {
+    let diverged = matches!(ending, Ending::Diverged { .. });
+    if !diverged && (trainer.iteration > saved_at || from.is_none() && saved_at == 0) {
         let dir = save(&trainer, &out)?;
         progress.message(&format!("saved {}", dir.display()));
     }
     draw_curves(&log.entries, &out.join("loss.png"), NOTE)?;
     Ok(Summary { iteration: trainer.iteration, ending, last, best, skipped, output: out })
+}
+
+/// The generator's total loss over the last [`RECENT`] iterations.
+#[derive(Default)]
+struct RecentLoss(std::collections::VecDeque<f64>);
+
+impl RecentLoss {
+    /// The loss that shows `report` diverged, if one does.
+    fn diverged(&mut self, report: &StepReport) -> Option<String> {
+        if let Some((name, _)) = report.losses.iter().find(|(_, v)| !v.is_finite()) {
+            return Some(format!("`{name}` is not finite"));
+        }
+        let total = report.losses.iter().find(|(n, _)| n == "g_total")?.1;
+        if self.0.len() == RECENT {
+            let mut sorted: Vec<f64> = self.0.iter().copied().collect();
+            sorted.sort_by(f64::total_cmp);
+            let median = sorted[RECENT / 2];
+            if total > BLOWN_UP * median {
+                return Some(format!("`g_total` {total:.3e} is over {BLOWN_UP} times its recent median {median:.3e}"));
+            }
+            self.0.pop_front();
+        }
+        self.0.push_back(total);
+        None
+    }
 }
 
 /// Said on every training picture: until a model is trained on real data at scale, what it
@@ -276,4 +319,29 @@ fn best_so_far(log: &Log) -> Option<(u64, f64, f64)> {
         .iter()
         .filter_map(|e| Some((e.iteration, psnr(e, METHODS[0])?, psnr(e, METHODS[1])?)))
         .max_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(iteration: u64, g_total: f64) -> StepReport {
+        StepReport { iteration, losses: vec![("l1".into(), 0.1), ("g_total".into(), g_total)], skipped: vec![] }
+    }
+
+    #[test]
+    fn a_blown_up_or_non_finite_loss_is_divergence_and_a_noisy_one_is_not() {
+        let mut recent = RecentLoss::default();
+        // Healthy noise, then a spike within the factor: not divergence.
+        for i in 0..RECENT as u64 {
+            assert_eq!(recent.diverged(&report(i, 0.5 + (i % 5) as f64 * 0.3)), None);
+        }
+        assert_eq!(recent.diverged(&report(100, 50.0)), None);
+        let why = recent.diverged(&report(101, 4142.0)).expect("blown up");
+        assert!(why.contains("g_total"), "{why}");
+        let mut fresh = RecentLoss::default();
+        assert!(fresh.diverged(&report(1, f64::NAN)).unwrap().contains("g_total"));
+        // Before the window is full nothing is judged by size.
+        assert_eq!(fresh.diverged(&report(2, 1e9)), None);
+    }
 }
