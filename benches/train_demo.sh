@@ -7,7 +7,7 @@
 # flipped at random, degraded on the fly (the official ranges scaled to 64 px). The run stops
 # by itself after max_seconds (50 min) and writes target/train-demo/run/{loss.png, train.jsonl,
 # val/iter_*/grid.png, net_g_best.safetensors}; then the best generator is evaluated with
-# `gfpgan eval` on fresh degradations of the validation faces against bicubic.
+# `gfpgan eval` on five fresh draws of degradations of the validation faces against bicubic.
 #
 #   benches/train_demo.sh          # prepare (once) and train from scratch
 #   benches/train_demo.sh --resume # continue the run
@@ -26,7 +26,11 @@ fi
 # A run that diverges exits non-zero; the best generator it kept from before is still evaluated.
 "$GFPGAN" train --config pipelines/train/demo-64.toml ${1:-} || echo "training stopped with an error"
 rm -rf "$WORK/eval"
-# Scored on fresh degradations (seed 20000; validation, which picked the best, used 10000).
-"$GFPGAN" eval --weights "$WORK/run/net_g_best.safetensors" --gt "$WORK/val/faces" --degrade-seed 20000 \
-  --degradation-of pipelines/train/demo-64.toml -o "$WORK/eval"
-cat "$WORK/eval/report.md"
+# Scored on fresh degradations, five draws (validation, which picked the best, used seed 10000).
+for seed in 20000 30000 40000 50000 60000; do
+  "$GFPGAN" eval --weights "$WORK/run/net_g_best.safetensors" --gt "$WORK/val/faces" --degrade-seed "$seed" \
+    --degradation-of pipelines/train/demo-64.toml -o "$WORK/eval/seed-$seed" >/dev/null
+  echo "seed $seed:"
+  grep -E '^\| (method|gfpgan|bicubic) ' "$WORK/eval/seed-$seed/report.md"
+done
+echo "reports and grids: $WORK/eval/seed-*/"
