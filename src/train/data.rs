@@ -98,6 +98,8 @@ pub struct FaceDataset {
     dir: PathBuf,
     file: ComponentFile,
     names: Vec<String>,
+    /// `pair_color_jitter` of the training options: 0 leaves colours alone.
+    color_jitter: f32,
 }
 
 impl FaceDataset {
@@ -114,7 +116,14 @@ impl FaceDataset {
             ));
         }
         let names = file.faces.keys().cloned().collect();
-        Ok(Self { dir: dir.to_path_buf(), file, names })
+        Ok(Self { dir: dir.to_path_buf(), file, names, color_jitter: 0.0 })
+    }
+
+    /// Samples with each channel of the clean face scaled by a gain in [1 - x, 1 + x], drawn
+    /// per sample before the degradation (see `DataOptions::pair_color_jitter`).
+    pub fn with_pair_color_jitter(mut self, x: f32) -> Self {
+        self.color_jitter = x;
+        self
     }
 
     pub fn len(&self) -> usize {
@@ -146,10 +155,22 @@ impl FaceDataset {
         let mut rng = StdRng::seed_from_u64(seed);
         let flipped = rng.random_bool(0.5);
         let components = self.file.faces[name];
-        let (gt, components) =
+        let (mut gt, components) =
             if flipped { (face.flipped_horizontally(), components.flipped(size)) } else { (face, components) };
+        // Drawn only when on, so that a run without it sees the same samples as before it existed.
+        if self.color_jitter > 0.0 {
+            let x = self.color_jitter;
+            let gain: [f32; 3] = std::array::from_fn(|_| rng.random_range(1.0 - x..=1.0 + x));
+            scale_channels(&mut gt, gain);
+        }
         let (lq, _) = degrade(&gt, opts, rng.random())?;
         Ok(Sample { gt, lq, components, flipped })
+    }
+}
+
+fn scale_channels(img: &mut Rgb, gain: [f32; 3]) {
+    for p in img.data.chunks_exact_mut(3) {
+        p.iter_mut().zip(gain).for_each(|(v, g)| *v = (*v * g).clamp(0.0, 255.0));
     }
 }
 
@@ -192,5 +213,38 @@ mod tests {
         assert_eq!(f.left_eye.0, [512.0 - c.right_eye.0[0], c.right_eye.0[1], c.right_eye.0[2]]);
         assert_eq!(f.right_eye.0, [512.0 - c.left_eye.0[0], c.left_eye.0[1], c.left_eye.0[2]]);
         assert_eq!(f.flipped(512), c);
+    }
+
+    /// A one-face dataset of a mid-grey 16x16 face in a temporary folder.
+    fn grey_dataset() -> (tempfile::TempDir, FaceDataset) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(FACES_DIR)).unwrap();
+        let mut face = Rgb::new(16, 16);
+        face.data.fill(128.0);
+        face.save(&dir.path().join(FACES_DIR).join("a.png")).unwrap();
+        let c = Components::from_landmarks(&landmarks().map(|[x, y]| [x / 32.0, y / 32.0]), 16);
+        let file = ComponentFile { size: 16, faces: [("a.png".to_string(), c)].into() };
+        std::fs::write(dir.path().join(COMPONENTS_FILE), serde_json::to_string(&file).unwrap()).unwrap();
+        let data = FaceDataset::open(dir.path()).unwrap();
+        (dir, data)
+    }
+
+    #[test]
+    fn pair_colour_jitter_recolours_the_clean_face_within_its_range() {
+        let (_dir, data) = grey_dataset();
+        let opts = DegradeOptions::default();
+        let plain = data.sample(0, 7, &opts).unwrap();
+        assert!(plain.gt.data.iter().all(|&v| v == 128.0), "off by default");
+        let data = data.with_pair_color_jitter(0.2);
+        let mut gains = Vec::new();
+        for seed in 0..20 {
+            let s = data.sample(0, seed, &opts).unwrap();
+            let g: Vec<f32> = s.gt.pixel(3, 5).iter().map(|v| v / 128.0).collect();
+            assert!(g.iter().all(|g| (0.8..=1.2).contains(g)), "gains {g:?} outside [0.8, 1.2]");
+            assert!(s.gt.data.chunks_exact(3).all(|p| p == s.gt.pixel(0, 0)), "one gain per channel");
+            gains.extend(g);
+        }
+        let spread = gains.iter().cloned().fold(f32::MIN, f32::max) - gains.iter().cloned().fold(f32::MAX, f32::min);
+        assert!(spread > 0.2, "gains barely vary: spread {spread}");
     }
 }

@@ -76,7 +76,7 @@ impl Trainer {
     /// the discriminators fresh (or from `network_d.pretrain_dir`).
     pub fn new(cfg: TrainConfig, device: &Device) -> Result<Self> {
         let dtype = DType::F32;
-        let data = FaceDataset::open(&cfg.data.train)?;
+        let data = FaceDataset::open(&cfg.data.train)?.with_pair_color_jitter(cfg.data.pair_color_jitter);
         let start = match &cfg.network_g.pretrain {
             Some(path) => Checkpoint::load(path)?,
             None => {
