@@ -76,12 +76,21 @@ impl Similarity {
 /// Samples `src` at `to_src(p)` for every pixel `p` of a `size x size` output (bilinear; outside
 /// the source the nearest edge pixel, so faces at the frame border are not framed in black).
 pub fn warp(src: &Rgb, to_src: &Similarity, size: usize) -> Rgb {
+    warp_with(src, to_src, size, Rgb::sample)
+}
+
+/// [`warp`] with bicubic sampling ([`Rgb::sample_cubic`]), for enlarging small faces.
+pub fn warp_cubic(src: &Rgb, to_src: &Similarity, size: usize) -> Rgb {
+    warp_with(src, to_src, size, Rgb::sample_cubic)
+}
+
+fn warp_with(src: &Rgb, to_src: &Similarity, size: usize, sample: fn(&Rgb, f32, f32) -> [f32; 3]) -> Rgb {
     let mut out = Rgb::new(size, size);
     for y in 0..size {
         for x in 0..size {
             let [sx, sy] = to_src.apply([x as f32, y as f32]);
             let i = (y * size + x) * 3;
-            out.data[i..i + 3].copy_from_slice(&src.sample(sx, sy));
+            out.data[i..i + 3].copy_from_slice(&sample(src, sx, sy));
         }
     }
     out

@@ -50,6 +50,12 @@ enum Command {
     /// Measure how steady a restored clip is against its input (flicker, landmark jitter,
     /// identity consistency inside the tracked faces); video files or frame folders.
     EvalVideo(cli::eval_video::Args),
+    /// Time the video analysis step (detection, landmarks, tracking) on a synthetic clip of
+    /// faces of known size and place, and measure how many of them it finds.
+    BenchTracking(cli::bench_tracking::Args),
+    /// Measure how far the landmarks of small faces drift from those of the same faces at full
+    /// size (the photos' faces shrunk), in eye distances.
+    BenchLandmarks(cli::bench_landmarks::Args),
     /// Convert a checkpoint (.pth or .safetensors) to .safetensors after checking it.
     Convert(cli::convert::Args),
 }
@@ -71,6 +77,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::EvalVideo(args) => cli::eval_video::run(args),
         Command::Convert(args) => cli::convert::run(args),
+        Command::BenchTracking(args) => cli::bench_tracking::run(args),
+        Command::BenchLandmarks(args) => cli::bench_landmarks::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

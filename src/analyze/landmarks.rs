@@ -5,7 +5,7 @@
 use candle_core::{Device, Tensor};
 
 use super::detect::Detection;
-use crate::align::{Similarity, warp};
+use crate::align::{Similarity, warp, warp_cubic};
 use crate::error::Result;
 use crate::faceapi::LANDMARK_INPUT_SIZE;
 use crate::frame::Rgb;
@@ -41,22 +41,41 @@ impl LandmarkBox {
 }
 
 /// The crops of `boxes` as the landmark and expression nets take them: `(n, 112, 112, 3)`,
-/// 0..255.
+/// 0..255. Faces under half the net's input are enlarged bicubically: bilinear enlargement is a
+/// blur the net was not trained on, and on 16-20 px faces it sends more landmarks astray
+/// (BENCHMARKS.md, "Small faces").
 pub fn crops(frame: &Rgb, boxes: &[LandmarkBox]) -> Result<Tensor> {
-    square_crops(boxes.iter().map(|b| (frame, b)), boxes.len(), LANDMARK_INPUT_SIZE)
+    sampled_crops(boxes.iter().map(|b| (frame, b)), boxes.len(), LANDMARK_INPUT_SIZE, warp_cubic)
 }
 
 /// Square crops (`count` of them, each from its own frame) resized to `size`, bilinear: an
-/// `(n, size, size, 3)` batch, 0..255, the input of every face-api net.
+/// `(n, size, size, 3)` batch, 0..255, the input of every face-api net (as face-api.js makes it,
+/// which the evaluation's metrics follow).
 pub fn square_crops<'a>(
     crops: impl Iterator<Item = (&'a Rgb, &'a LandmarkBox)>,
     count: usize,
     size: usize,
 ) -> Result<Tensor> {
+    sampled_crops(crops, count, size, warp)
+}
+
+/// Below this ratio of box side to crop side (a face enlarged more than twice) `crops` enlarges
+/// bicubically; above, bilinear sampling is as good and stays what it was.
+const CUBIC_BELOW: f32 = 0.5;
+
+/// Square crops, those enlarged more than twice made with `enlarge`.
+fn sampled_crops<'a>(
+    crops: impl Iterator<Item = (&'a Rgb, &'a LandmarkBox)>,
+    count: usize,
+    size: usize,
+    enlarge: fn(&Rgb, &Similarity, usize) -> Rgb,
+) -> Result<Tensor> {
     let mut data = Vec::with_capacity(count * size * size * 3);
     for (frame, b) in crops {
         let s = b.side / size as f32;
-        data.extend(warp(frame, &Similarity { a: s, b: 0.0, tx: b.x0, ty: b.y0 }, size).data);
+        let to_src = Similarity { a: s, b: 0.0, tx: b.x0, ty: b.y0 };
+        let crop = if s < CUBIC_BELOW { enlarge(frame, &to_src, size) } else { warp(frame, &to_src, size) };
+        data.extend(crop.data);
     }
     let n = data.len() / (size * size * 3);
     Ok(Tensor::from_vec(data, (n, size, size, 3), &Device::Cpu)?)

@@ -5,11 +5,14 @@
 
 pub mod detect;
 pub mod landmarks;
+pub mod motion;
+pub mod search;
 
 use std::path::{Path, PathBuf};
 
 pub use detect::{Detection, DetectorOptions, FaceDetector};
 pub use landmarks::{LandmarkBox, five_points};
+pub use search::{FaceSearch, Rect, SearchOptions, Window};
 
 use crate::error::Result;
 use crate::faceapi::{EXPRESSION_LABELS, ExpressionNet, LANDMARK_INPUT_SIZE, LandmarkNet};
@@ -96,6 +99,16 @@ impl FaceAnalyzer {
             dets.truncate(1);
         }
         dets
+    }
+
+    /// Face boxes in the windows of a search pass (on the worker threads), largest first.
+    pub fn detect_windows(&self, frame: &Rgb, windows: &[Window]) -> Result<Vec<Detection>> {
+        detect::detect_windows(frame, windows, *self.detector.options())
+    }
+
+    /// The detector's options (the smallest face size among them).
+    pub fn detector_options(&self) -> &DetectorOptions {
+        self.detector.options()
     }
 
     /// Landmarks (and expressions, when enabled) of the faces in the given boxes, one batch.

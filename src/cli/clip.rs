@@ -46,6 +46,13 @@ pub struct ClipArgs {
     /// Leave the faces sharp (no blur, downscale, noise, JPEG).
     #[arg(long)]
     pub clean: bool,
+    /// Faces this many pixels across, "MIN-MAX" or one size (default: as large as the grid
+    /// allows); the whole picture is then noised and compressed instead of the faces.
+    #[arg(long, value_parser = parse_size_range)]
+    pub face_size: Option<(f32, f32)>,
+    /// Frames per second (how far the faces drift from one frame to the next).
+    #[arg(long, default_value_t = 25.0)]
+    pub fps: f32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -60,11 +67,22 @@ impl ClipArgs {
             motion: self.motion,
             jitter: self.jitter,
             degrade: !self.clean,
+            face_size: self.face_size,
+            fps: self.fps,
             seed: self.seed,
-            ..Default::default()
         };
         let photos: Vec<&Path> = self.photos.iter().map(PathBuf::as_path).collect();
         Clip::new(&photos, spec)
+    }
+}
+
+/// `"16-40"` or `"20"`: a range of sizes in pixels (checked against the clip's limits later).
+fn parse_size_range(text: &str) -> std::result::Result<(f32, f32), String> {
+    let number =
+        |t: &str| t.trim().parse::<f32>().map_err(|_| format!("{text:?} is not MIN-MAX or one size in pixels"));
+    match text.split_once('-') {
+        Some((lo, hi)) => Ok((number(lo)?, number(hi)?)),
+        None => number(text).map(|v| (v, v)),
     }
 }
 

@@ -158,7 +158,7 @@ pub fn for_each_photo(photos: &[Photo], mut job: impl FnMut(&Photo) -> Result<St
 }
 
 /// The image files among `inputs`, folders expanded (jpg, jpeg, png, webp; sorted).
-fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {

@@ -3,6 +3,8 @@
 pub mod align;
 pub mod analyze;
 pub mod bench;
+pub mod bench_landmarks;
+pub mod bench_tracking;
 pub mod clip;
 mod common;
 pub mod convert;

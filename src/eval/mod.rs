@@ -6,13 +6,18 @@
 //! without reference ([`niqe`]), identity and landmark distances with face-api.js's nets
 //! ([`identity`]), and LPIPS when the user gives its AlexNet backbone ([`lpips`]). Every metric
 //! sees the 8-bit images that would be saved.
+//!
+//! Beside restoration, the analysis step is measured too: how many faces tracking finds in clips
+//! whose faces are known ([`recall`]), and how far small faces' landmarks drift ([`small_faces`]).
 
 pub mod dataset;
 pub mod identity;
 pub mod lpips;
 pub mod niqe;
 pub mod quality;
+pub mod recall;
 pub mod report;
+pub mod small_faces;
 pub mod steadiness;
 pub mod temporal;
 

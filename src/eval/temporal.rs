@@ -67,15 +67,12 @@ struct Measured {
 
 impl TemporalEvaluator {
     pub fn new(face_models: &Path) -> Result<Self> {
-        // Detection every frame and raw landmarks: the regions follow the input as it is.
+        // Detection of the whole frame, every frame, and raw landmarks: the regions follow the
+        // input as it is, whatever the element's search would have looked at.
         let tracking = TrackerOptions { detection_interval: 1, smoothing: None, ..Default::default() };
-        Ok(Self {
-            tracker: FaceTracker::new(face_models, DetectorOptions::default(), tracking, false)?,
-            nets: FaceMetrics::load(face_models)?,
-            previous: None,
-            frames: 0,
-            sums: Sums::default(),
-        })
+        let mut tracker = FaceTracker::new(face_models, DetectorOptions::default(), tracking, false)?;
+        tracker.search_opts.full_frame = true;
+        Ok(Self { tracker, nets: FaceMetrics::load(face_models)?, previous: None, frames: 0, sums: Sums::default() })
     }
 
     /// The next frame of the input clip and the output made from it (same size).

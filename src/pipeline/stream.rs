@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::align::{AlignedFace, align};
-use crate::analyze::{DetectorOptions, Face};
+use crate::analyze::{DetectorOptions, Face, Rect};
 use crate::blend::{PasteOptions, TemporalBlender, paste};
 use crate::error::{Error, Result, panic_message};
 use crate::frame::Rgb;
@@ -31,17 +31,24 @@ pub struct Tuning {
     /// 0..1: landmark smoothing on (above 0) and the weight of a face's previous result.
     pub temporal_smoothing: f32,
     pub expression: bool,
+    /// Look for faces only here (`None`: the whole frame).
+    pub region: Option<Rect>,
+    /// Detect whole frames on each pass instead of searching windows (`SearchOptions`).
+    pub full_frame_search: bool,
 }
 
 impl Tuning {
     /// The defaults, as constants (the element's property defaults are read from them).
     pub const DEFAULT: Tuning = Tuning {
         detection_interval: 5,
-        min_face_size: 40.0,
+        // Surveillance distance; the window search keeps it affordable (BENCHMARKS.md).
+        min_face_size: 16.0,
         max_faces: 16,
         batch_size: 4,
         temporal_smoothing: 0.5,
         expression: false,
+        region: None,
+        full_frame_search: false,
     };
 }
 
@@ -287,6 +294,8 @@ fn analyze(tracker: &mut FaceTracker, job: &FrameJob, size: Option<usize>) -> Re
     let detector = DetectorOptions { min_face_size: t.min_face_size, ..Default::default() };
     tracker.analyzer_mut().set_detector_options(detector)?;
     tracker.analyzer_mut().set_expressions(t.expression)?;
+    tracker.search_opts.region = t.region;
+    tracker.search_opts.full_frame = t.full_frame_search;
     let faces = tracker.step(&job.frame, job.time)?;
     Ok(faces
         .into_iter()

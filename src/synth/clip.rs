@@ -26,8 +26,12 @@ pub struct ClipSpec {
     pub motion: f32,
     /// Largest camera shake, whole pixels, drawn per frame.
     pub jitter: i32,
-    /// Blur, downscale, noise and JPEG the faces (GFP-GAN's degradation, fixed parameters).
+    /// Blur, downscale, noise and JPEG the faces (GFP-GAN's degradation, fixed parameters);
+    /// with `face_size`, noise and JPEG the whole picture instead, as a surveillance camera does.
     pub degrade: bool,
+    /// Faces this many pixels across (the detector's box), each drawn from the range; `None`:
+    /// as large as the grid allows.
+    pub face_size: Option<(f32, f32)>,
     pub seed: u64,
 }
 
@@ -42,6 +46,7 @@ impl Default for ClipSpec {
             motion: 20.0,
             jitter: 2,
             degrade: true,
+            face_size: None,
             seed: 0,
         }
     }
@@ -61,7 +66,12 @@ impl ClipSpec {
         check((1..=MAX_FACES).contains(&self.faces), "faces", &format!("in 1..={MAX_FACES}"), &self.faces)?;
         check(self.fps.is_finite() && self.fps > 0.0, "fps", "positive", &self.fps)?;
         check((0.0..=16384.0).contains(&self.motion), "motion", "in 0..=16384 pixels", &self.motion)?;
-        check((0..=1024).contains(&self.jitter), "jitter", "in 0..=1024 pixels", &self.jitter)
+        check((0..=1024).contains(&self.jitter), "jitter", "in 0..=1024 pixels", &self.jitter)?;
+        if let Some((lo, hi)) = self.face_size {
+            let ok = (8.0..=4096.0).contains(&lo) && (lo..=4096.0).contains(&hi);
+            check(ok, "face size", "a range within 8..=4096 pixels", &format!("{lo}-{hi}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -123,21 +133,18 @@ impl Clip {
             .unwrap_or(1);
         let rows = spec.faces.div_ceil(cols);
         let (cw, ch) = (spec.width as f32 / cols as f32, spec.height as f32 / rows as f32);
-        let side = ((cw.min(ch) - 2.0 * (spec.motion + spec.jitter as f32)) * 0.9).max(16.0) as usize;
+        let grid_side = ((cw.min(ch) - 2.0 * (spec.motion + spec.jitter as f32)) * 0.9).max(16.0) as usize;
         let mut rng = StdRng::seed_from_u64(spec.seed);
-        let degradation = Degradation {
-            sigma: (1.5, 1.5),
-            angle: 0.0,
-            downscale: 3.0,
-            noise_sigma: 4.0,
-            jpeg_quality: 60,
-            color_shift: None,
-            gray: false,
-        };
+        let degradation = Degradation::fixed(1.5, 3.0, 4.0, 60);
         let mut faces = Vec::with_capacity(spec.faces);
         for i in 0..spec.faces {
+            // A sprite is twice its face's box.
+            let side = match spec.face_size {
+                Some((lo, hi)) => (2.0 * if hi > lo { rng.random_range(lo..=hi) } else { lo }).round() as usize,
+                None => grid_side,
+            };
             let mut sprite = sources[i % sources.len()].resized(side, side);
-            if spec.degrade {
+            if spec.degrade && spec.face_size.is_none() {
                 sprite = apply(&sprite, &degradation, 11, &mut rng)?;
             }
             let (c, r) = (i % cols, i / cols);
@@ -180,6 +187,18 @@ impl Clip {
             .collect()
     }
 
+    /// Each face's box in frame `i` (`[x, y, w, h]`): the middle half of its sprite, shaken.
+    pub fn face_boxes(&self, i: usize) -> Vec<[f32; 4]> {
+        let (dx, dy) = self.shake(i);
+        self.sprites(i)
+            .into_iter()
+            .map(|(x, y, side)| {
+                let s = side as f32;
+                [(x + dx) as f32 + s / 4.0, (y + dy) as f32 + s / 4.0, s / 2.0, s / 2.0]
+            })
+            .collect()
+    }
+
     pub fn frame(&self, i: usize) -> Rgb {
         let (w, h) = (self.spec.width, self.spec.height);
         let mut scene = self.background.clone();
@@ -207,7 +226,16 @@ impl Clip {
                 }
             }
         }
-        shift(&scene, self.shake(i))
+        let shaken = shift(&scene, self.shake(i));
+        if !(self.spec.degrade && self.spec.face_size.is_some()) {
+            return shaken;
+        }
+        // Sensor noise and compression over the whole picture, different in every frame. (The
+        // JPEG round trip of a valid in-memory image cannot fail; if it did, the frame would
+        // stay clean rather than the clip stop.)
+        let camera = Degradation::fixed(0.5, 1.0, 3.0, 75);
+        let mut rng = StdRng::seed_from_u64(self.spec.seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        apply(&shaken, &camera, 3, &mut rng).unwrap_or(shaken)
     }
 }
 

@@ -52,6 +52,11 @@ pub struct Degradation {
 }
 
 impl Degradation {
+    /// A fixed degradation: isotropic blur, no colour change.
+    pub fn fixed(sigma: f32, downscale: f32, noise_sigma: f32, jpeg_quality: u8) -> Self {
+        Self { sigma: (sigma, sigma), angle: 0.0, downscale, noise_sigma, jpeg_quality, color_shift: None, gray: false }
+    }
+
     pub fn sample(opts: &DegradeOptions, rng: &mut StdRng) -> Self {
         let uni = |rng: &mut StdRng, (lo, hi): (f32, f32)| if hi > lo { rng.random_range(lo..=hi) } else { lo };
         let s1 = uni(rng, opts.blur_sigma);
@@ -212,15 +217,7 @@ mod tests {
     #[test]
     fn blur_removes_detail_and_keeps_the_mean() {
         let img = pattern();
-        let d = Degradation {
-            sigma: (4.0, 4.0),
-            angle: 0.0,
-            downscale: 1.0,
-            noise_sigma: 0.0,
-            jpeg_quality: 100,
-            color_shift: None,
-            gray: false,
-        };
+        let d = Degradation::fixed(4.0, 1.0, 0.0, 100);
         let out = apply(&img, &d, 41, &mut StdRng::seed_from_u64(0)).unwrap();
         let var = |i: &Rgb| {
             let m = i.data.iter().step_by(3).sum::<f32>() / (i.w * i.h) as f32;

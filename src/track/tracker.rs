@@ -5,6 +5,7 @@
 //! aligned crop does not jitter when the face is still.
 
 use super::one_euro::OneEuro;
+use crate::analyze::detect::iou;
 use crate::analyze::{Detection, Face, five_points};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,13 +50,6 @@ struct Track {
     box_from_marks: [f32; 2],
     filters: [OneEuro; 10],
     face: Option<Face>,
-}
-
-fn iou(a: &Detection, b: &Detection) -> f32 {
-    let ix = ((a.x + a.w).min(b.x + b.w) - a.x.max(b.x)).max(0.0);
-    let iy = ((a.y + a.h).min(b.y + b.h) - a.y.max(b.y)).max(0.0);
-    let inter = ix * iy;
-    inter / (a.w * a.h + b.w * b.h - inter).max(1e-6)
 }
 
 /// Centre of the landmarks' bounding box.

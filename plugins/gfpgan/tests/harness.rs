@@ -363,7 +363,7 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
     let e = gst::ElementFactory::make("facerestore").build().unwrap();
     let ours: Vec<gst::glib::ParamSpec> =
         e.list_properties().iter().filter(|p| p.owner_type() == e.type_()).cloned().collect();
-    assert_eq!(ours.len(), 14, "the element's own properties");
+    assert_eq!(ours.len(), 16, "the element's own properties");
     // Every one but the read-only `stats`.
     for pspec in ours.iter().filter(|p| p.flags().contains(gst::glib::ParamFlags::WRITABLE)) {
         let (default, value) = (pspec.default_value(), e.property_value(pspec.name()));
@@ -383,7 +383,10 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
         ("max-faces", (t.max_faces as u32).to_value()),
         ("temporal-smoothing", t.temporal_smoothing.to_value()),
         ("expression", t.expression.to_value()),
+        ("full-frame-search", t.full_frame_search.to_value()),
+        ("region", "".to_value()),
     ];
+    assert_eq!(t.region, None);
     for (name, expected) in library {
         let default = e.find_property(name).unwrap().default_value().clone();
         assert!(GstValueExt::eq(&default, &expected), "{name}: element default {default:?}, library {expected:?}");
@@ -414,7 +417,9 @@ fn every_property_change_is_logged() {
         ("engine", gstgfpgan::EngineChoice::Nhwc.to_value(), "Changing engine from Auto to Nhwc"),
         ("batch-size", 8u32.to_value(), "Changing batch-size from 4 to 8"),
         ("detection-interval", 2u32.to_value(), "Changing detection-interval from 5 to 2"),
-        ("min-face-size", 20f32.to_value(), "Changing min-face-size from 40 to 20"),
+        ("min-face-size", 20f32.to_value(), "Changing min-face-size from 16 to 20"),
+        ("region", "0,0,640,360".to_value(), "Changing region from the whole frame to 0,0,640,360"),
+        ("full-frame-search", true.to_value(), "Changing full-frame-search from false to true"),
         ("max-faces", 3u32.to_value(), "Changing max-faces from 16 to 3"),
         ("blend", 0.25f32.to_value(), "Changing blend from 1 to 0.25"),
         ("temporal-smoothing", 0.75f32.to_value(), "Changing temporal-smoothing from 0.5 to 0.75"),
@@ -438,8 +443,29 @@ fn every_property_change_is_logged() {
     }
 }
 
-/// A 1920x1080 frame with a face, as RGBx. With min-face-size 10 the element detects on it
-/// upscaled 4x: seconds of work, so a push that must wait for its result blocks that long.
+#[test]
+fn a_bad_region_is_reported_and_the_region_kept() {
+    init();
+    let e = gst::ElementFactory::make("facerestore").build().unwrap();
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
+    e.set_property("region", "10, 20, 300, 200");
+    assert_eq!(e.property::<String>("region"), "10,20,300,200");
+    for bad in ["10,20,300", "a,b,c,d", "0,0,0,5", "-5,0,10,10"] {
+        e.set_property("region", bad);
+        assert_eq!(e.property::<String>("region"), "10,20,300,200", "{bad} changed the region");
+        let msg = bus.pop_filtered(&[gst::MessageType::Warning]).unwrap_or_else(|| panic!("{bad}: no warning"));
+        let gst::MessageView::Warning(w) = msg.view() else { unreachable!() };
+        let text = format!("{} {:?}", w.error(), w.debug());
+        assert!(text.contains("x,y,width,height"), "{bad}: {text}");
+    }
+    e.set_property("region", "");
+    assert_eq!(e.property::<String>("region"), "", "empty: the whole frame again");
+}
+
+/// A 1920x1080 frame with a face, as RGBx. With min-face-size 10 and full-frame-search the
+/// element detects on the whole frame upscaled 4x: seconds of work, so a push that must wait
+/// for its result blocks that long.
 fn slow_frame() -> gst::Buffer {
     static FRAME: std::sync::OnceLock<gst::Buffer> = std::sync::OnceLock::new();
     init();
@@ -452,8 +478,12 @@ fn slow_frame() -> gst::Buffer {
 /// leaves with faces posts a `facerestore` message (`post-messages`).
 fn waiting_push() -> (Harness, gst::Bus, std::thread::JoinHandle<Result<gst::FlowSuccess, gst::FlowError>>) {
     let frame = slow_frame();
-    let props =
-        [("batch-size", 1u32.to_value()), ("min-face-size", 10f32.to_value()), ("post-messages", true.to_value())];
+    let props = [
+        ("batch-size", 1u32.to_value()),
+        ("min-face-size", 10f32.to_value()),
+        ("full-frame-search", true.to_value()),
+        ("post-messages", true.to_value()),
+    ];
     let mut h = harness(&props, VideoFormat::Rgbx, 1920, 1080);
     let bus = gst::Bus::new();
     h.element().unwrap().set_bus(Some(&bus));
@@ -526,6 +556,7 @@ fn live_passthrough_keeps_the_frames_given_to_the_workers_bounded_however_slow_t
     let props = [
         ("batch-size", 1u32.to_value()),
         ("min-face-size", 10f32.to_value()),
+        ("full-frame-search", true.to_value()),
         ("live-policy", gstgfpgan::LivePolicy::Passthrough.to_value()),
     ];
     let mut h = harness(&props, VideoFormat::Rgbx, 1920, 1080);
@@ -590,7 +621,8 @@ fn the_drain_query_pushes_out_every_held_frame_before_it_is_answered() {
     let _threads = THREADS.read().unwrap_or_else(|e| e.into_inner());
     // Slow frames, held (batch-size 8) while the workers take seconds over each.
     let frame = slow_frame();
-    let props = [("batch-size", 8u32.to_value()), ("min-face-size", 10f32.to_value())];
+    let props =
+        [("batch-size", 8u32.to_value()), ("min-face-size", 10f32.to_value()), ("full-frame-search", true.to_value())];
     let mut h = harness(&props, VideoFormat::Rgbx, 1920, 1080);
     for i in 0..2 {
         assert_eq!(h.push(stamp(frame.clone(), i)), Ok(gst::FlowSuccess::Ok));

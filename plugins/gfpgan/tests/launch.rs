@@ -146,6 +146,8 @@ fn gst_inspect_finds_the_element_and_documents_every_property() {
         "batch-size",
         "detection-interval",
         "min-face-size",
+        "region",
+        "full-frame-search",
         "max-faces",
         "blend",
         "temporal-smoothing",

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender};
+use gfpgan::analyze::Rect;
 use gfpgan::blend::{PasteOptions, frame_box};
 use gfpgan::frame::Rgb;
 use gfpgan::pipeline::{FaceResult, FrameJob, FrameResult, StreamRestorer, Tuning};
@@ -35,6 +36,7 @@ const DEFAULT_MIN_FACE_SIZE: f32 = Tuning::DEFAULT.min_face_size;
 const DEFAULT_MAX_FACES: u32 = Tuning::DEFAULT.max_faces as u32;
 const DEFAULT_TEMPORAL_SMOOTHING: f32 = Tuning::DEFAULT.temporal_smoothing;
 const DEFAULT_EXPRESSION: bool = Tuning::DEFAULT.expression;
+const DEFAULT_FULL_FRAME_SEARCH: bool = Tuning::DEFAULT.full_frame_search;
 const DEFAULT_BLEND: f32 = 1.0;
 const DEFAULT_LIVE_POLICY: LivePolicy = LivePolicy::Block;
 const DEFAULT_POST_MESSAGES: bool = false;
@@ -89,6 +91,8 @@ impl Default for Settings {
                 batch_size: DEFAULT_BATCH_SIZE as usize,
                 temporal_smoothing: DEFAULT_TEMPORAL_SMOOTHING,
                 expression: DEFAULT_EXPRESSION,
+                region: None,
+                full_frame_search: DEFAULT_FULL_FRAME_SEARCH,
             },
             blend: DEFAULT_BLEND,
             live_policy: DEFAULT_LIVE_POLICY,
@@ -209,6 +213,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A path property's value for the log.
+/// A region as the property reads: `"x,y,width,height"`, empty for the whole frame.
+fn shown_region(r: Option<Rect>) -> String {
+    r.map(|r| r.to_string()).unwrap_or_default()
+}
+
 fn shown(p: &Option<PathBuf>) -> Cow<'_, str> {
     p.as_ref().map_or(Cow::Borrowed("none"), |p| p.to_string_lossy())
 }
@@ -563,7 +572,7 @@ impl ObjectImpl for FaceRestore {
                     .build(),
                 glib::ParamSpecUInt::builder("detection-interval")
                     .nick("Detection interval")
-                    .blurb("Frames from one full face detection to the next; tracked faces are followed by their landmarks in between")
+                    .blurb("Frames from one face detection pass to the next; tracked faces are followed by their landmarks in between")
                     .minimum(*DETECTION_INTERVAL_RANGE.start())
                     .maximum(*DETECTION_INTERVAL_RANGE.end())
                     .default_value(DEFAULT_DETECTION_INTERVAL)
@@ -571,10 +580,22 @@ impl ObjectImpl for FaceRestore {
                     .build(),
                 glib::ParamSpecFloat::builder("min-face-size")
                     .nick("Minimum face size")
-                    .blurb("Smallest face detected, in pixels (below 40 the frame is upscaled for detection, which costs time)")
+                    .blurb("Smallest face detected, in pixels (below 40 the detector works on upscaled parts of the frame; see full-frame-search for the cost)")
                     .minimum(*MIN_FACE_SIZE_RANGE.start())
                     .maximum(*MIN_FACE_SIZE_RANGE.end())
                     .default_value(DEFAULT_MIN_FACE_SIZE)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("region")
+                    .nick("Region")
+                    .blurb("Look for faces only inside this rectangle, \"x,y,width,height\" in frame pixels (empty: the whole frame)")
+                    .default_value(Some(""))
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("full-frame-search")
+                    .nick("Full-frame search")
+                    .blurb("Detect whole frames on every detection pass instead of looking around tracked faces, where the picture changed and in a rolling scan (slow for small faces; for cameras whose whole picture keeps moving)")
+                    .default_value(DEFAULT_FULL_FRAME_SEARCH)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-faces")
@@ -687,6 +708,25 @@ impl ObjectImpl for FaceRestore {
                 self.log_change(name, s.tuning.min_face_size, size);
                 s.tuning.min_face_size = size;
             }
+            "region" => {
+                let text = value.get::<Option<String>>().expect("type checked upstream").unwrap_or_default();
+                match Rect::parse(&text) {
+                    Ok(region) => {
+                        let logged = |r: Option<Rect>| r.map_or("the whole frame".into(), |r| r.to_string());
+                        self.log_change(name, logged(s.tuning.region), logged(region));
+                        s.tuning.region = region;
+                    }
+                    // A property cannot fail: the bad value is reported and the old one kept.
+                    Err(e) => {
+                        gst::element_imp_warning!(self, gst::LibraryError::Settings, ["{e}; region left as it was"])
+                    }
+                }
+            }
+            "full-frame-search" => {
+                let full = value.get().expect("type checked upstream");
+                self.log_change(name, s.tuning.full_frame_search, full);
+                s.tuning.full_frame_search = full;
+            }
             "max-faces" => {
                 let max_faces = value.get::<u32>().expect("type checked upstream") as usize;
                 self.log_change(name, s.tuning.max_faces, max_faces);
@@ -740,6 +780,8 @@ impl ObjectImpl for FaceRestore {
             "batch-size" => (s.tuning.batch_size as u32).to_value(),
             "detection-interval" => s.tuning.detection_interval.to_value(),
             "min-face-size" => s.tuning.min_face_size.to_value(),
+            "region" => shown_region(s.tuning.region).to_value(),
+            "full-frame-search" => s.tuning.full_frame_search.to_value(),
             "max-faces" => (s.tuning.max_faces as u32).to_value(),
             "blend" => s.blend.to_value(),
             "temporal-smoothing" => s.tuning.temporal_smoothing.to_value(),
