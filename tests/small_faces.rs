@@ -45,7 +45,7 @@ fn track(clip: &Clip, min_face_size: f32, search: SearchOptions) -> (RecallScore
         recall.add(&clip.face_boxes(i), &boxes);
         reported.push(boxes);
     }
-    (recall.scores(), reported, tracker.searched)
+    (recall.scores(), reported, tracker.stats.searched)
 }
 
 #[test]

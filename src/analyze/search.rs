@@ -122,8 +122,8 @@ const TILE_SIDE_SCALED: f32 = 800.0;
 pub struct SearchOptions {
     /// Look only inside this rectangle (`None`: the whole frame).
     pub region: Option<Rect>,
-    /// Pixels (at the detector's scale) of the rolling scan per pass: at least one scan window
-    /// is taken, then more until this is reached.
+    /// Pixels (at the detector's scale) the rolling scan spends per pass on average (a window
+    /// larger than this waits a few passes for its turn).
     pub scan_budget: f64,
     /// Every pass detects the whole frame at the smallest face size (the simple way: slow for
     /// small faces, for comparison and for cameras whose whole picture moves all the time).
@@ -145,8 +145,8 @@ impl Default for SearchOptions {
 pub struct FaceSearch {
     motion: BackgroundModel,
     scan: Vec<Window>,
-    /// The frame size, region and face size `scan` was made for.
-    scan_for: Option<(usize, usize, Rect, u32)>,
+    /// The area (frame within the region) and face size `scan` was made for.
+    scan_for: Option<(Rect, u32)>,
     next_scan: usize,
     /// Pixels the scan may still spend: each pass adds its budget, each scan window costs its
     /// pixels, so windows larger than a pass's budget are taken every few passes and the
@@ -204,7 +204,7 @@ impl FaceSearch {
             let min = min_face.max(rect.w.min(rect.h) as f32 / 6.0);
             windows.push(Window { rect, min_face: min, max_face: None, kind: WindowKind::Motion });
         }
-        windows.extend(self.scan_share(frame, area, min_face, opts.scan_budget));
+        windows.extend(self.scan_share(area, min_face, opts.scan_budget));
         self.passes += 1;
         windows
     }
@@ -212,8 +212,8 @@ impl FaceSearch {
     /// The next windows of the rolling scan, `budget` pixels' worth on average, or an eighth of
     /// the scan when that is less (small frames are not searched over and over); the first pass
     /// gets [`FIRST_PASS_BUDGETS`] budgets.
-    fn scan_share(&mut self, frame: &Rgb, area: Rect, min_face: f32, budget: f64) -> Vec<Window> {
-        let key = (frame.w, frame.h, area, min_face.to_bits());
+    fn scan_share(&mut self, area: Rect, min_face: f32, budget: f64) -> Vec<Window> {
+        let key = (area, min_face.to_bits());
         if self.scan_for != Some(key) {
             self.scan = scan_windows(area, min_face);
             self.scan_for = Some(key);

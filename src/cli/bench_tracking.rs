@@ -64,6 +64,7 @@ pub fn run(args: Args) -> Result<()> {
         let reported: Vec<[f32; 4]> = faces.iter().map(|f| f.face.detection).map(|d| [d.x, d.y, d.w, d.h]).collect();
         recall.add(&clip.face_boxes(i), &reported);
     }
+    let stats = tracker.stats;
     let total: f64 = times.iter().sum();
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
@@ -89,11 +90,11 @@ pub fn run(args: Args) -> Result<()> {
         "ms_max": 1e3 * sorted[frames - 1],
         "ms_detection_frame": mean(true),
         "ms_other_frame": mean(false),
-        "detection_passes": tracker.passes,
-        "windows_per_pass": tracker.windows as f64 / tracker.passes.max(1) as f64,
-        "ms_search_per_frame": 1e3 * tracker.search_secs / frames as f64,
-        "ms_landmarks_per_frame": 1e3 * tracker.locate_secs / frames as f64,
-        "megapixels_per_pass": tracker.searched / 1e6 / tracker.passes.max(1) as f64,
+        "detection_passes": stats.passes,
+        "windows_per_pass": stats.windows as f64 / stats.passes.max(1) as f64,
+        "ms_search_per_frame": 1e3 * stats.search_secs / frames as f64,
+        "ms_landmarks_per_frame": 1e3 * stats.locate_secs / frames as f64,
+        "megapixels_per_pass": stats.searched / 1e6 / stats.passes.max(1) as f64,
         "threads": rayon::current_num_threads(),
         "recall": scores,
     });

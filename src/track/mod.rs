@@ -25,12 +25,18 @@ pub struct FaceTracker {
     pub search_opts: SearchOptions,
     search: FaceSearch,
     frames: u64,
-    /// Detection passes so far and the windows they searched (statistics).
+    pub stats: TrackingStats,
+}
+
+/// What tracking has done so far, in total (for benchmarks and tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrackingStats {
+    /// Detection passes and the windows they searched.
     pub passes: u64,
     pub windows: u64,
-    /// Pixels the detector looked at (at its scale), over all passes.
+    /// Pixels the detector looked at (at its scale).
     pub searched: f64,
-    /// Seconds spent searching (planning and detecting) and locating landmarks, in total.
+    /// Seconds spent searching (planning and detecting) and locating landmarks.
     pub search_secs: f64,
     pub locate_secs: f64,
 }
@@ -49,11 +55,7 @@ impl FaceTracker {
             search_opts: SearchOptions::DEFAULT,
             search: FaceSearch::default(),
             frames: 0,
-            passes: 0,
-            windows: 0,
-            searched: 0.0,
-            search_secs: 0.0,
-            locate_secs: 0.0,
+            stats: TrackingStats::default(),
         })
     }
 
@@ -72,15 +74,15 @@ impl FaceTracker {
                 dets.retain(|d| region.contains(d.center()));
             }
             self.tracker.match_detections(&dets);
-            self.passes += 1;
-            self.windows += windows.len() as u64;
-            self.searched += windows.iter().map(|w| w.cost()).sum::<f64>();
+            self.stats.passes += 1;
+            self.stats.windows += windows.len() as u64;
+            self.stats.searched += windows.iter().map(|w| w.cost()).sum::<f64>();
         }
         self.frames += 1;
         let searched = std::time::Instant::now();
-        self.search_secs += (searched - start).as_secs_f64();
+        self.stats.search_secs += (searched - start).as_secs_f64();
         let faces = self.analyzer.locate(frame, &self.tracker.boxes())?;
-        self.locate_secs += searched.elapsed().as_secs_f64();
+        self.stats.locate_secs += searched.elapsed().as_secs_f64();
         Ok(self.tracker.update(faces, t))
     }
 
