@@ -34,6 +34,9 @@ pub enum Error {
         #[source]
         source: Arc<Error>,
     },
+    /// One error that several callers get (a network pass that held faces of several streams).
+    #[error(transparent)]
+    Shared(Arc<Error>),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
@@ -59,10 +62,10 @@ impl Error {
         first_line(self)
     }
 
-    /// The error behind `Frame` wrappers: what actually went wrong.
+    /// The error behind `Frame` and `Shared` wrappers: what actually went wrong.
     pub fn root(&self) -> &Error {
         match self {
-            Error::Frame { source, .. } => source.root(),
+            Error::Frame { source, .. } | Error::Shared(source) => source.root(),
             e => e,
         }
     }

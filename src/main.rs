@@ -56,6 +56,9 @@ enum Command {
     /// Measure how far the landmarks of small faces drift from those of the same faces at full
     /// size (the photos' faces shrunk), in eye distances.
     BenchLandmarks(cli::bench_landmarks::Args),
+    /// Restore several camera streams in one process, through one shared network or a network
+    /// each: faces per second, the passes run and peak memory.
+    BenchStreams(cli::bench_streams::Args),
     /// Convert a checkpoint (.pth or .safetensors) to .safetensors after checking it.
     Convert(cli::convert::Args),
 }
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Convert(args) => cli::convert::run(args),
         Command::BenchTracking(args) => cli::bench_tracking::run(args),
         Command::BenchLandmarks(args) => cli::bench_landmarks::run(args),
+        Command::BenchStreams(args) => cli::bench_streams::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

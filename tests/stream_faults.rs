@@ -28,7 +28,7 @@ fn job(seq: u64, frame: &Rgb, tuning: Tuning) -> FrameJob {
 
 /// A stream restoring one face per pass, each pass going through `hook` first.
 fn one_per_pass_through(hook: PassHook) -> StreamRestorer {
-    StreamRestorer::start_with_pass_hook(common::face_models(), Some(common::a64_restorer()), ONE_PER_PASS, Some(hook))
+    StreamRestorer::start_with_pass_hook(common::face_models(), Some(common::a64_network()), ONE_PER_PASS, Some(hook))
         .unwrap()
 }
 
@@ -84,7 +84,7 @@ fn a_failed_analysis_is_reported_with_its_frame_and_the_next_frames_go_on() {
         std::os::unix::fs::symlink(common::face_models().join(f), dir.path().join(f)).unwrap();
     }
     let clip = clip(1, 3);
-    let stream = StreamRestorer::start(dir.path().into(), Some(common::a64_restorer()), Tuning::DEFAULT).unwrap();
+    let stream = StreamRestorer::start(dir.path().into(), Some(common::a64_network()), Tuning::DEFAULT).unwrap();
     let expressions = Tuning { expression: true, ..Tuning::DEFAULT };
     for (seq, tuning) in [(0, Tuning::DEFAULT), (1, expressions), (2, Tuning::DEFAULT)] {
         stream.submit(job(seq, &clip.frame(seq as usize), tuning)).unwrap();

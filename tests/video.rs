@@ -31,7 +31,7 @@ fn run(stream: &StreamRestorer, frames: &[Rgb], tuning: Tuning) -> Vec<FrameResu
 fn every_frame_gets_one_result_in_order_with_stable_track_ids() {
     let clip = clip(2, 10, 10.0);
     let frames: Vec<Rgb> = (0..10).map(|i| clip.frame(i)).collect();
-    let stream = StreamRestorer::start(common::face_models(), Some(common::a64_restorer()), Tuning::default()).unwrap();
+    let stream = StreamRestorer::start(common::face_models(), Some(common::a64_network()), Tuning::default()).unwrap();
     let results = run(&stream, &frames, Tuning { batch_size: 3, ..Default::default() });
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r.seq, i as u64);
@@ -56,7 +56,7 @@ fn the_same_faces_restore_the_same_whatever_the_batching() {
     let frames: Vec<Rgb> = (0..6).map(|i| clip.frame(i)).collect();
     let tuning = Tuning { temporal_smoothing: 0.0, ..Default::default() };
     let restored = |batch_size| {
-        let stream = StreamRestorer::start(common::face_models(), Some(common::a64_restorer()), tuning).unwrap();
+        let stream = StreamRestorer::start(common::face_models(), Some(common::a64_network()), tuning).unwrap();
         run(&stream, &frames, Tuning { batch_size, ..tuning })
             .into_iter()
             .map(|r| {
@@ -76,7 +76,7 @@ fn the_same_faces_restore_the_same_whatever_the_batching() {
 #[test]
 fn cancelled_frames_come_back_empty_and_marked() {
     let clip = clip(1, 4, 0.0);
-    let stream = StreamRestorer::start(common::face_models(), Some(common::a64_restorer()), Tuning::default()).unwrap();
+    let stream = StreamRestorer::start(common::face_models(), Some(common::a64_network()), Tuning::default()).unwrap();
     stream.cancel_below(2);
     let frames: Vec<Rgb> = (0..4).map(|i| clip.frame(i)).collect();
     let results = run(&stream, &frames, Tuning::default());

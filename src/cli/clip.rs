@@ -22,7 +22,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// What a clip looks like.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct ClipArgs {
     /// Photos to take the faces from.
     #[arg(required = true)]

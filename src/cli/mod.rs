@@ -4,6 +4,7 @@ pub mod align;
 pub mod analyze;
 pub mod bench;
 pub mod bench_landmarks;
+pub mod bench_streams;
 pub mod bench_tracking;
 pub mod clip;
 mod common;

@@ -11,7 +11,7 @@ use crate::blend::PasteOptions;
 use crate::error::Result;
 use crate::frame::Rgb;
 use crate::pipeline::{FrameJob, PhotoOptions, PhotoPipeline, StreamRestorer, Tuning};
-use crate::restore::{NoiseMode, Restorer};
+use crate::restore::{NoiseMode, Restorer, SharedRestorer};
 
 /// How a clip was restored.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,7 +35,8 @@ impl Recipe {
         match *self {
             Recipe::Element { temporal_smoothing } => {
                 let tuning = Tuning { temporal_smoothing, ..Tuning::default() };
-                let stream = StreamRestorer::start(face_models.to_path_buf(), Some(restorer.clone()), tuning)?;
+                let network = SharedRestorer::new(restorer.clone())?;
+                let stream = StreamRestorer::start(face_models.to_path_buf(), Some(network), tuning)?;
                 for (i, f) in frames.iter().enumerate() {
                     let time = i as f64 / fps;
                     stream.submit(FrameJob {

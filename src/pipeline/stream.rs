@@ -1,6 +1,7 @@
 //! Restoring a stream of frames on worker threads: an analysis thread tracks the faces of each
 //! frame and aligns them; a restoration thread gathers the faces of the frames waiting for it
-//! into batches, runs the network, and blends each face with its track's previous result. The
+//! into batches, has the network restore them (a `SharedRestorer`, whose worker may put them in
+//! one pass with other streams' faces), and blends each face with its track's previous result. The
 //! two threads and the caller are connected by channels, so that the analysis of the next frame
 //! overlaps the restoration of this one. Every submitted frame gets exactly one result, in
 //! submission order; pasting it into the frame is left to the caller, who owns the pixels.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
@@ -17,7 +19,7 @@ use crate::analyze::{DetectorOptions, Face, Rect};
 use crate::blend::{PasteOptions, TemporalBlender, paste};
 use crate::error::{Error, Result, panic_message};
 use crate::frame::Rgb;
-use crate::restore::{FaceNoise, Restorer, restore_crops};
+use crate::restore::{QueuedFace, SharedRestorer, StreamSlot};
 use crate::track::{FaceTracker, TrackerOptions};
 
 /// Knobs that may change from one frame to the next.
@@ -26,8 +28,10 @@ pub struct Tuning {
     pub detection_interval: u32,
     pub min_face_size: f32,
     pub max_faces: usize,
-    /// Faces per network pass.
+    /// Faces per network pass (a shared network's pass takes the largest of its streams').
     pub batch_size: usize,
+    /// How long a pass may wait for other streams' faces to fill it (shared networks).
+    pub batch_wait: Duration,
     /// 0..1: landmark smoothing on (above 0) and the weight of a face's previous result.
     pub temporal_smoothing: f32,
     pub expression: bool,
@@ -45,6 +49,9 @@ impl Tuning {
         min_face_size: 16.0,
         max_faces: 16,
         batch_size: 4,
+        // Under load faces queue up during a pass and the next one takes them all; waiting
+        // only helps when the network is idle, where it costs latency and gains nothing.
+        batch_wait: Duration::ZERO,
         temporal_smoothing: 0.5,
         expression: false,
         region: None,
@@ -160,17 +167,17 @@ pub struct StreamRestorer {
 }
 
 impl StreamRestorer {
-    /// Starts the threads. `restorer: None` tracks without restoring. Fails (with the threads
+    /// Starts the threads. `network: None` tracks without restoring. Fails (with the threads
     /// stopped) when the face models cannot be loaded.
-    pub fn start(face_models: PathBuf, restorer: Option<Arc<Restorer>>, tuning: Tuning) -> Result<Self> {
-        Self::start_with_pass_hook(face_models, restorer, tuning, None)
+    pub fn start(face_models: PathBuf, network: Option<Arc<SharedRestorer>>, tuning: Tuning) -> Result<Self> {
+        Self::start_with_pass_hook(face_models, network, tuning, None)
     }
 
     /// `start` with a hook run before every network pass (tests only).
     #[doc(hidden)]
     pub fn start_with_pass_hook(
         face_models: PathBuf,
-        restorer: Option<Arc<Restorer>>,
+        network: Option<Arc<SharedRestorer>>,
         tuning: Tuning,
         hook: Option<PassHook>,
     ) -> Result<Self> {
@@ -179,7 +186,8 @@ impl StreamRestorer {
         let (result_tx, result_rx) = unbounded();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let cancel_below = Arc::new(AtomicU64::new(0));
-        let size = restorer.as_ref().map(|r| r.config().out_size);
+        let size = network.as_ref().map(|n| n.restorer().config().out_size);
+        let slot = network.as_ref().map(SharedRestorer::attach);
         let cancel = cancel_below.clone();
         let failed = analyzed_tx.clone();
         let analysis = spawn_worker(
@@ -203,7 +211,7 @@ impl StreamRestorer {
             NETWORK,
             "facerestore-network",
             move |e| drop(failed.send(Err(e))),
-            move || restoration_loop(restorer, hook, &cancel, analyzed_rx, result_tx),
+            move || restoration_loop(slot, hook, cancel, analyzed_rx, result_tx),
         )?;
         let this = Self { jobs: Some(job_tx), results: result_rx, cancel_below, threads: vec![analysis, restoration] };
         match ready_rx.recv() {
@@ -307,9 +315,9 @@ fn analyze(tracker: &mut FaceTracker, job: &FrameJob, size: Option<usize>) -> Re
 }
 
 fn restoration_loop(
-    restorer: Option<Arc<Restorer>>,
+    network: Option<StreamSlot>,
     hook: Option<PassHook>,
-    cancel_below: &AtomicU64,
+    cancel_below: Arc<AtomicU64>,
     analyzed: Receiver<Analyzed>,
     out: Sender<Result<FrameResult>>,
 ) {
@@ -344,8 +352,8 @@ fn restoration_loop(
                 Analyzed::Failed(e) => failure = Some(e),
             }
         }
-        if let Some(restorer) = &restorer
-            && let Err(e) = restore_frames(restorer, hook.as_ref(), &mut frames, cancel_below, batch_size, &mut blender)
+        if let Some(network) = &network
+            && let Err(e) = restore_frames(network, hook.as_ref(), &mut frames, &cancel_below, batch_size, &mut blender)
         {
             // Every frame of the batch failed with it, each told so with its number.
             let source = Arc::new(e);
@@ -373,14 +381,14 @@ fn restoration_loop(
 }
 
 /// Runs the aligned faces of `frames` through the network, one track's noise per face, in
-/// passes of `batch_size` faces, and blends each with its track's previous result. Before every
-/// pass the faces of frames cancelled meanwhile are dropped, so a stop or a flushing seek waits
-/// for the pass in progress only.
+/// requests of `batch_size` faces, and blends each with its track's previous result. Before
+/// every request, and in the shared queue before every pass, the faces of frames cancelled
+/// meanwhile are dropped, so a stop or a flushing seek waits for the pass in progress only.
 fn restore_frames(
-    restorer: &Restorer,
+    network: &StreamSlot,
     hook: Option<&PassHook>,
     frames: &mut [(Analysed, Result<Vec<FaceResult>>)],
-    cancel_below: &AtomicU64,
+    cancel_below: &Arc<AtomicU64>,
     batch_size: usize,
     blender: &mut TemporalBlender,
 ) -> Result<()> {
@@ -403,28 +411,28 @@ fn restore_frames(
             break;
         }
         next += pass.len();
-        let (mut crops, mut seeds, mut seqs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut queued = Vec::new();
         for &(i, k) in pass {
             let (job, faces) = &frames[i];
             if let Ok(faces) = faces {
                 let face = &faces[k];
-                crops.push(face.aligned.as_ref().expect("slots have aligned faces").crop.clone());
-                seeds.push(face.track_id);
-                seqs.push(job.seq);
+                let crop = face.aligned.as_ref().expect("slots have aligned faces").crop.clone();
+                queued.push(QueuedFace { crop, seed: face.track_id, seq: job.seq });
             }
         }
         if let Some(hook) = hook {
-            hook(&seqs)?;
+            hook(&queued.iter().map(|f| f.seq).collect::<Vec<_>>())?;
         }
-        let restored = restore_crops(restorer, &crops, batch_size, FaceNoise::PerFace(&seeds))?;
+        let wait = frames[pass[0].0].0.tuning.batch_wait;
+        let restored = network.restore(queued, batch_size, wait, Some(cancel_below.clone()))?;
         // Blend in frame order so that each track's history runs forwards in time.
-        for (&(i, k), mut face) in pass.iter().zip(restored) {
+        for (&(i, k), face) in pass.iter().zip(restored) {
             let (job, faces) = &mut frames[i];
-            if let Ok(faces) = faces {
+            if let (Ok(faces), Some(mut face)) = (faces, face) {
                 blender.blend(faces[k].track_id, &mut face, job.tuning.temporal_smoothing);
                 faces[k].restored = Some(face);
+                newest = Some(i);
             }
-            newest = Some(i);
         }
     }
     // Tracks absent from the newest restored frame have ended.

@@ -12,7 +12,7 @@ use crate::nhwc::{self, Act};
 use crate::weights::Checkpoint;
 
 /// Which implementation runs the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Engine {
     /// The NHWC engine on the CPU in f32, candle otherwise.
     #[default]

@@ -55,3 +55,8 @@ pub fn demo_photos() -> Vec<PathBuf> {
 pub fn a64_restorer() -> Arc<Restorer> {
     Arc::new(Restorer::load(&fixture("a64.pth"), &Device::Cpu, DType::F32, Engine::Auto).unwrap())
 }
+
+/// `a64_restorer` with a batching worker of its own (what a stream restores through).
+pub fn a64_network() -> Arc<gfpgan::restore::SharedRestorer> {
+    gfpgan::restore::SharedRestorer::new(a64_restorer()).unwrap()
+}

@@ -235,6 +235,9 @@ fn latency_query_adds_the_frames_held() {
     h.set_upstream_latency(gst::ClockTime::from_mseconds(10));
     // batch-size 3: four frames of 40 ms held at most, plus upstream's 10 ms.
     assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(170)));
+    // A pass may also wait batch-wait for other elements' faces.
+    h.element().unwrap().set_property("batch-wait", 15u32);
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(185)));
 }
 
 #[test]
@@ -363,7 +366,7 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
     let e = gst::ElementFactory::make("facerestore").build().unwrap();
     let ours: Vec<gst::glib::ParamSpec> =
         e.list_properties().iter().filter(|p| p.owner_type() == e.type_()).cloned().collect();
-    assert_eq!(ours.len(), 16, "the element's own properties");
+    assert_eq!(ours.len(), 17, "the element's own properties");
     // Every one but the read-only `stats`.
     for pspec in ours.iter().filter(|p| p.flags().contains(gst::glib::ParamFlags::WRITABLE)) {
         let (default, value) = (pspec.default_value(), e.property_value(pspec.name()));
@@ -378,6 +381,7 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
     assert_eq!(gfpgan::pipeline::Tuning::default(), t);
     let library = [
         ("batch-size", (t.batch_size as u32).to_value()),
+        ("batch-wait", (t.batch_wait.as_millis() as u32).to_value()),
         ("detection-interval", t.detection_interval.to_value()),
         ("min-face-size", t.min_face_size.to_value()),
         ("max-faces", (t.max_faces as u32).to_value()),
@@ -416,6 +420,7 @@ fn every_property_change_is_logged() {
         ("device", "cuda:1".to_value(), "Changing device from cpu to cuda:1"),
         ("engine", gstgfpgan::EngineChoice::Nhwc.to_value(), "Changing engine from Auto to Nhwc"),
         ("batch-size", 8u32.to_value(), "Changing batch-size from 4 to 8"),
+        ("batch-wait", 20u32.to_value(), "Changing batch-wait from 0 ms to 20 ms"),
         ("detection-interval", 2u32.to_value(), "Changing detection-interval from 5 to 2"),
         ("min-face-size", 20f32.to_value(), "Changing min-face-size from 16 to 20"),
         ("region", "0,0,640,360".to_value(), "Changing region from the whole frame to 0,0,640,360"),

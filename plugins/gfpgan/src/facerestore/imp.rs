@@ -4,12 +4,14 @@ use std::convert::Infallible;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use gfpgan::analyze::Rect;
 use gfpgan::blend::{PasteOptions, frame_box};
 use gfpgan::frame::Rgb;
 use gfpgan::pipeline::{FaceResult, FrameJob, FrameResult, StreamRestorer, Tuning};
+use gfpgan::restore::{NetworkKey, SharedRestorer};
 use gfpgan::{Restorer, device};
 use gst::glib;
 use gst::prelude::*;
@@ -37,6 +39,7 @@ const DEFAULT_MAX_FACES: u32 = Tuning::DEFAULT.max_faces as u32;
 const DEFAULT_TEMPORAL_SMOOTHING: f32 = Tuning::DEFAULT.temporal_smoothing;
 const DEFAULT_EXPRESSION: bool = Tuning::DEFAULT.expression;
 const DEFAULT_FULL_FRAME_SEARCH: bool = Tuning::DEFAULT.full_frame_search;
+const DEFAULT_BATCH_WAIT_MS: u32 = Tuning::DEFAULT.batch_wait.as_millis() as u32;
 const DEFAULT_BLEND: f32 = 1.0;
 const DEFAULT_LIVE_POLICY: LivePolicy = LivePolicy::Block;
 const DEFAULT_POST_MESSAGES: bool = false;
@@ -48,6 +51,7 @@ const BATCH_SIZE_RANGE: RangeInclusive<u32> = 1..=64;
 const DETECTION_INTERVAL_RANGE: RangeInclusive<u32> = 1..=1000;
 const MIN_FACE_SIZE_RANGE: RangeInclusive<f32> = 10.0..=4096.0;
 const MAX_FACES_RANGE: RangeInclusive<u32> = 1..=256;
+const BATCH_WAIT_MS_RANGE: RangeInclusive<u32> = 0..=1000;
 /// Blend and temporal smoothing are weights.
 const WEIGHT_RANGE: RangeInclusive<f32> = 0.0..=1.0;
 
@@ -63,6 +67,7 @@ const _: () = {
         *MIN_FACE_SIZE_RANGE.start() <= DEFAULT_MIN_FACE_SIZE && DEFAULT_MIN_FACE_SIZE <= *MIN_FACE_SIZE_RANGE.end()
     );
     assert!(*MAX_FACES_RANGE.start() <= DEFAULT_MAX_FACES && DEFAULT_MAX_FACES <= *MAX_FACES_RANGE.end());
+    assert!(DEFAULT_BATCH_WAIT_MS <= *BATCH_WAIT_MS_RANGE.end());
     assert!(*WEIGHT_RANGE.start() <= DEFAULT_TEMPORAL_SMOOTHING && DEFAULT_TEMPORAL_SMOOTHING <= *WEIGHT_RANGE.end());
     assert!(*WEIGHT_RANGE.start() <= DEFAULT_BLEND && DEFAULT_BLEND <= *WEIGHT_RANGE.end());
     // The usize knobs narrowed to u32 above.
@@ -89,6 +94,7 @@ impl Default for Settings {
                 min_face_size: DEFAULT_MIN_FACE_SIZE,
                 max_faces: DEFAULT_MAX_FACES as usize,
                 batch_size: DEFAULT_BATCH_SIZE as usize,
+                batch_wait: Duration::from_millis(DEFAULT_BATCH_WAIT_MS as u64),
                 temporal_smoothing: DEFAULT_TEMPORAL_SMOOTHING,
                 expression: DEFAULT_EXPRESSION,
                 region: None,
@@ -202,8 +208,9 @@ impl Unblock {
 pub struct FaceRestore {
     settings: Mutex<Settings>,
     model_settings: Mutex<ModelSettings>,
-    /// The loaded network, kept across restarts while the weights and device stay the same.
-    model: Mutex<Option<(ModelSettings, Option<Arc<Restorer>>)>>,
+    /// The network, shared with every element of the process that uses the same weights on the
+    /// same device; kept across restarts while they stay the same, let go in the NULL state.
+    model: Mutex<Option<(ModelSettings, Option<Arc<SharedRestorer>>)>>,
     state: Mutex<Option<State>>,
     unblock: Mutex<Unblock>,
 }
@@ -232,6 +239,8 @@ impl FaceRestore {
         let guard = lock(&self.state);
         let (c, held, in_workers) =
             guard.as_ref().map_or((Counts::default(), 0, 0), |s| (s.counts, s.pending.len(), s.in_workers));
+        let network = lock(&self.model).as_ref().and_then(|(_, n)| n.clone());
+        let (id, streams, shared) = network.map_or((0, 0, Default::default()), |n| (n.id(), n.streams(), n.stats()));
         gst::Structure::builder("application/x-facerestore-stats")
             .field("restored", c.restored)
             .field("passed-through", c.passed_through)
@@ -239,6 +248,11 @@ impl FaceRestore {
             .field("failed", c.failed)
             .field("held", held as u32)
             .field("in-workers", in_workers as u32)
+            .field("network", id)
+            .field("network-streams", streams as u32)
+            .field("network-passes", shared.passes)
+            .field("network-faces", shared.faces)
+            .field("network-mixed-passes", shared.mixed_passes)
             .build()
     }
 
@@ -272,10 +286,10 @@ impl FaceRestore {
             (false, Some(d)) => d,
             (false, None) => per_frame(ASSUMED_FRAMERATE),
         };
-        duration * frames
+        duration * frames + gst::ClockTime::from_nseconds(settings.tuning.batch_wait.as_nanos() as u64)
     }
 
-    fn load_model(&self, wanted: &ModelSettings) -> Result<Option<Arc<Restorer>>, gst::ErrorMessage> {
+    fn load_model(&self, wanted: &ModelSettings) -> Result<Option<Arc<SharedRestorer>>, gst::ErrorMessage> {
         let mut model = lock(&self.model);
         if let Some((loaded, restorer)) = model.as_ref() {
             if (&loaded.weights, &loaded.device, loaded.engine) == (&wanted.weights, &wanted.device, wanted.engine) {
@@ -288,21 +302,32 @@ impl FaceRestore {
                 None
             }
             Some(path) => {
-                let dev = device::open(&wanted.device)
-                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e.one_line())))?;
-                let checkpoint = gfpgan::Checkpoint::load(path)
-                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.one_line())))?;
-                let r = Restorer::with_engine(&checkpoint, &dev, gfpgan::candle::DType::F32, wanted.engine.into())
-                    .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e.one_line())))?;
+                let dtype = gfpgan::candle::DType::F32;
+                let key = NetworkKey::new(path, &wanted.device, wanted.engine.into(), dtype);
+                let shared = SharedRestorer::open(&key, || {
+                    let dev = device::open(&wanted.device)?;
+                    Restorer::with_engine(&gfpgan::Checkpoint::load(path)?, &dev, dtype, wanted.engine.into())
+                })
+                .map_err(|e| {
+                    let msg = e.one_line();
+                    match e.root() {
+                        gfpgan::Error::Io { .. } | gfpgan::Error::Format { .. } | gfpgan::Error::Checkpoint { .. } => {
+                            gst::error_msg!(gst::ResourceError::OpenRead, ("{msg}"))
+                        }
+                        _ => gst::error_msg!(gst::LibraryError::Settings, ("{msg}")),
+                    }
+                })?;
                 gst::info!(
                     CAT,
                     imp = self,
-                    "loaded {} ({} px faces) on {}",
+                    "network #{} for {} ({} px faces) on {}, used by {} stream(s) so far",
+                    shared.id(),
                     path.display(),
-                    r.config().out_size,
-                    wanted.device
+                    shared.restorer().config().out_size,
+                    wanted.device,
+                    shared.streams()
                 );
-                Some(Arc::new(r))
+                Some(shared)
             }
         };
         *model = Some((wanted.clone(), restorer.clone()));
@@ -570,6 +595,14 @@ impl ObjectImpl for FaceRestore {
                     .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("batch-wait")
+                    .nick("Batch wait")
+                    .blurb("Milliseconds a network pass may wait for faces from other elements sharing the network (same weights, device and engine in this process) to fill it; 0: take what has queued")
+                    .minimum(*BATCH_WAIT_MS_RANGE.start())
+                    .maximum(*BATCH_WAIT_MS_RANGE.end())
+                    .default_value(DEFAULT_BATCH_WAIT_MS)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("detection-interval")
                     .nick("Detection interval")
                     .blurb("Frames from one face detection pass to the next; tracked faces are followed by their landmarks in between")
@@ -635,7 +668,7 @@ impl ObjectImpl for FaceRestore {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("Frames restored, passed through unrestored (live-policy=passthrough), left unanalysed because the workers were behind, failed; frames held and given to the workers now")
+                    .blurb("Frames restored, passed through unrestored (live-policy=passthrough), left unanalysed because the workers were behind, failed; frames held and given to the workers now; the network shared in this process (its number, 0 without weights), the elements' streams using it, its passes, faces and passes holding faces of several streams")
                     .read_only()
                     .build(),
                 glib::ParamSpecBoolean::builder("post-messages")
@@ -697,6 +730,11 @@ impl ObjectImpl for FaceRestore {
                 let batch_size = value.get::<u32>().expect("type checked upstream") as usize;
                 self.log_change(name, s.tuning.batch_size, batch_size);
                 s.tuning.batch_size = batch_size;
+            }
+            "batch-wait" => {
+                let ms = value.get::<u32>().expect("type checked upstream");
+                self.log_change(name, format_args!("{} ms", s.tuning.batch_wait.as_millis()), format_args!("{ms} ms"));
+                s.tuning.batch_wait = Duration::from_millis(ms as u64);
             }
             "detection-interval" => {
                 let interval = value.get().expect("type checked upstream");
@@ -778,6 +816,7 @@ impl ObjectImpl for FaceRestore {
             "device" => m.device.to_value(),
             "engine" => m.engine.to_value(),
             "batch-size" => (s.tuning.batch_size as u32).to_value(),
+            "batch-wait" => (s.tuning.batch_wait.as_millis() as u32).to_value(),
             "detection-interval" => s.tuning.detection_interval.to_value(),
             "min-face-size" => s.tuning.min_face_size.to_value(),
             "region" => shown_region(s.tuning.region).to_value(),
@@ -803,7 +842,12 @@ impl ElementImpl for FaceRestore {
             // lock (and only then calls `stop`): wake it first if it waits for a result.
             lock(&self.unblock).signal();
         }
-        self.parent_change_state(transition)
+        let result = self.parent_change_state(transition);
+        if transition == gst::StateChange::ReadyToNull {
+            // Let go of the shared network: the last element to do so frees it.
+            lock(&self.model).take();
+        }
+        result
     }
 
     fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
@@ -843,10 +887,10 @@ impl BaseTransformImpl for FaceRestore {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let model = lock(&self.model_settings).clone();
-        let restorer = self.load_model(&model)?;
+        let network = self.load_model(&model)?;
         let face_models = model.face_models();
         let tuning = lock(&self.settings).tuning;
-        let stream = StreamRestorer::start(face_models.clone(), restorer, tuning).map_err(|e| {
+        let stream = StreamRestorer::start(face_models.clone(), network, tuning).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
                 (
