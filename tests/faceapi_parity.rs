@@ -1,4 +1,5 @@
-//! Parity of the candle face-api nets with `@vladmandic/face-api@1.7.15` itself: every fixture
+//! Parity of the face-api nets (candle, and the CPU inference path of the landmark and
+//! expression feature extractor) with `@vladmandic/face-api@1.7.15` itself: every fixture
 //! face goes through the landmark, expression and recognition nets in one batch each, and the
 //! outputs are compared with what face-api.js (tfjs CPU backend) produced for the same pixels,
 //! recorded in `tests/faceapi/fixtures/reference.json` by `tests/faceapi/run.sh`.
@@ -145,6 +146,11 @@ fn landmark_net_matches_face_api() {
     eprintln!("landmark net: {} faces in {:.2?}", r.faces.len(), t.elapsed());
     check_rel("landmark features", &features, &r, |f| &f.landmarks68.features);
     check("landmarks (136 raw)", &raw, &r, |f| &f.landmarks68.raw, TOL);
+    // The candle operations (what gradients flow through) match face-api too.
+    let t = Instant::now();
+    let reference_path = net.features_candle(&faces).unwrap();
+    eprintln!("landmark net, candle operations: {} faces in {:.2?}", r.faces.len(), t.elapsed());
+    check_rel("landmark features (candle operations)", &reference_path, &r, |f| &f.landmarks68.features);
 
     // One face alone gives the same as in the batch, and `landmarks` splits the output.
     let one = net.landmarks(&faces.narrow(0, 1, 1).unwrap()).unwrap();

@@ -46,6 +46,12 @@ impl LandmarkNet {
         self.features.forward(faces)
     }
 
+    /// `features` as candle operations whatever the device (the reference, which gradients
+    /// flow through; `features` takes a faster path for inference on the CPU).
+    pub fn features_candle(&self, faces: &Tensor) -> Result<Tensor> {
+        self.features.forward_candle(faces)
+    }
+
     /// The fully connected layer on `(n, 256)` features: `(n, 136)`.
     pub fn head(&self, features: &Tensor) -> Result<Tensor> {
         self.fc.forward(features)

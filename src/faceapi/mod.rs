@@ -8,6 +8,7 @@
 //! face-api's float32 computation step for step (see `tests/faceapi/NOTES.md`).
 
 mod expressions;
+mod fast;
 mod feature_extractor;
 mod landmarks;
 mod ops;

@@ -5,13 +5,14 @@
 //!
 //! Each module uses only those listed before it: `pool` and `cpu` (buffers, CPU features), `act`
 //! (activations and resampling), `kernel` (the packed matrix product), `epilogue`, `winograd`,
-//! `conv`, `network`; `peak` measures `kernel`.
+//! `conv`, `network`; `peak` measures `kernel`. The face-api feature extractor's CPU path
+//! (`faceapi::fast`) uses `kernel` too.
 
 mod act;
 mod conv;
 mod cpu;
 mod epilogue;
-mod kernel;
+pub(crate) mod kernel;
 mod network;
 mod peak;
 mod pool;

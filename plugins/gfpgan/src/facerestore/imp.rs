@@ -67,7 +67,6 @@ const _: () = {
         *MIN_FACE_SIZE_RANGE.start() <= DEFAULT_MIN_FACE_SIZE && DEFAULT_MIN_FACE_SIZE <= *MIN_FACE_SIZE_RANGE.end()
     );
     assert!(*MAX_FACES_RANGE.start() <= DEFAULT_MAX_FACES && DEFAULT_MAX_FACES <= *MAX_FACES_RANGE.end());
-    assert!(DEFAULT_BATCH_WAIT_MS <= *BATCH_WAIT_MS_RANGE.end());
     assert!(*WEIGHT_RANGE.start() <= DEFAULT_TEMPORAL_SMOOTHING && DEFAULT_TEMPORAL_SMOOTHING <= *WEIGHT_RANGE.end());
     assert!(*WEIGHT_RANGE.start() <= DEFAULT_BLEND && DEFAULT_BLEND <= *WEIGHT_RANGE.end());
     // The usize knobs narrowed to u32 above.
