@@ -7,7 +7,7 @@ use candle_core::{Device, Tensor};
 use super::detect::Detection;
 use crate::align::{Similarity, warp, warp_cubic};
 use crate::error::Result;
-use crate::faceapi::LANDMARK_INPUT_SIZE;
+use crate::faceapi::{LANDMARK_INPUT_SIZE, Landmarks68};
 use crate::frame::Rgb;
 
 /// The square a face's landmarks are looked for in, frame pixels.
@@ -81,6 +81,42 @@ fn sampled_crops<'a>(
     Ok(Tensor::from_vec(data, (n, size, size, 3), &Device::Cpu)?)
 }
 
+/// The point of the 68 (iBUG 300-W layout) that each point becomes in a mirror image: jaw,
+/// brows, nostrils, eyes and mouth swap sides; the nose bridge and the mouth's middle stay.
+const MIRROR: [usize; 68] = [
+    16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, // jaw
+    26, 25, 24, 23, 22, 21, 20, 19, 18, 17, // brows
+    27, 28, 29, 30, 35, 34, 33, 32, 31, // nose
+    45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, // eyes
+    54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, // outer lips
+    64, 63, 62, 61, 60, 67, 66, 65, // inner lips
+];
+
+/// A batch of `(n, s, s, 3)` crops mirrored left to right.
+pub fn mirrored(batch: &Tensor) -> Result<Tensor> {
+    let (n, h, w, c) = batch.dims4()?;
+    let data = batch.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = Vec::with_capacity(data.len());
+    for row in data.chunks_exact(w * c) {
+        for x in (0..w).rev() {
+            out.extend_from_slice(&row[x * c..][..c]);
+        }
+    }
+    Ok(Tensor::from_vec(out, (n, h, w, c), batch.device())?)
+}
+
+/// The mean of a face's landmarks and those found in its mirror image, brought back (each
+/// mirrored point to its own, x reflected about the crop's centre): averaging the two cancels
+/// the net's left-right errors, which on faces enlarged several times are much of its error.
+pub fn average_with_mirrored(direct: &Landmarks68, mirrored: &Landmarks68) -> Landmarks68 {
+    let mut points = direct.points;
+    for (k, p) in mirrored.points.iter().enumerate() {
+        let own = &mut points[MIRROR[k]];
+        *own = [(own[0] + 1.0 - p[0]) / 2.0, (own[1] + p[1]) / 2.0];
+    }
+    Landmarks68 { points }
+}
+
 /// GFP-GAN's five points from the 68: eye centres (means of 36-41 and 42-47), nose tip (30),
 /// mouth corners (48, 54).
 pub fn five_points(l: &[[f32; 2]; 68]) -> [[f32; 2]; 5] {
@@ -113,6 +149,37 @@ mod tests {
         assert!((x1 - x2).abs() < 1e-3 && (y1 - y2).abs() < 1e-3);
         assert!((ALIGNED_LANDMARK_BOX_512.side - 1.2 * ALIGNED_FACE_BOX_512.side).abs() < 1e-3);
         assert_eq!(ALIGNED_FACE_BOX_512.scaled_to(256), LandmarkBox { x0: 53.0, y0: 62.5, side: 156.0 });
+    }
+
+    #[test]
+    fn mirroring_swaps_sides_and_a_symmetric_answer_averages_to_itself() {
+        assert!((0..68).all(|k| MIRROR[MIRROR[k]] == k), "mirroring twice is the identity");
+        assert_eq!((MIRROR[36], MIRROR[39], MIRROR[48], MIRROR[30], MIRROR[0]), (45, 42, 54, 30, 16));
+        // The net answering a mirrored crop with exactly the mirrored points: the average is the
+        // direct answer, points in their own places.
+        let direct = Landmarks68 { points: std::array::from_fn(|k| [0.1 + 0.01 * k as f32, 0.2 + 0.005 * k as f32]) };
+        let mirror = Landmarks68 {
+            points: std::array::from_fn(|k| {
+                let [x, y] = direct.points[MIRROR[k]];
+                [1.0 - x, y]
+            }),
+        };
+        let avg = average_with_mirrored(&direct, &mirror);
+        for (a, d) in avg.points.iter().zip(&direct.points) {
+            assert!((a[0] - d[0]).abs() < 1e-6 && (a[1] - d[1]).abs() < 1e-6);
+        }
+        // An error the mirror does not repeat (the net biased to its right) is halved.
+        let biased = Landmarks68 { points: direct.points.map(|[x, y]| [x + 0.02, y]) };
+        let mirror_biased = Landmarks68 { points: mirror.points.map(|[x, y]| [x + 0.02, y]) };
+        let avg = average_with_mirrored(&biased, &mirror_biased);
+        assert!(avg.points.iter().zip(&direct.points).all(|(a, d)| (a[0] - d[0]).abs() < 1e-6));
+    }
+
+    #[test]
+    fn crops_mirror_left_to_right() {
+        let t = Tensor::from_vec((0..12).map(|v| v as f32).collect::<Vec<_>>(), (1, 2, 2, 3), &Device::Cpu).unwrap();
+        let m = mirrored(&t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(m, [3., 4., 5., 0., 1., 2., 9., 10., 11., 6., 7., 8.]);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub struct Args {
     face_sizes: Vec<f32>,
     #[arg(long, default_value = "weights/face-api/model")]
     face_models: PathBuf,
+    /// Also locate every face (at both sizes) in its mirror image and average.
+    #[arg(long)]
+    mirror_landmarks: bool,
 }
 
 /// A drift below this share of the eye distance counts as holding.
@@ -29,13 +32,14 @@ pub fn run(args: Args) -> Result<()> {
         check_arg(s.is_finite() && (12.0..=512.0).contains(&s), "face-sizes", "each in 12..=512 pixels", s)?;
     }
     let photos: Vec<Rgb> = image_files(&args.photos)?.iter().map(|p| Rgb::open(p)).collect::<Result<_>>()?;
-    let mut full = FaceAnalyzer::new(&args.face_models, AnalyzerOptions::default())?;
+    let options = AnalyzerOptions { mirror_landmarks: args.mirror_landmarks, ..Default::default() };
+    let mut full = FaceAnalyzer::new(&args.face_models, options)?;
     println!("drift from the full-size landmarks, % of the eye distance: median, mean, max, share under 5%");
     println!("{:>5} {:>6} {:>6} | {:^30} | {:^30}", "size", "faces", "found", "68 points", "5 alignment points");
     for &size in &args.face_sizes {
         // Small enough for the shrunk face, whose box may come out a little smaller.
         let detector = DetectorOptions { min_face_size: (0.75 * size).max(10.0), ..Default::default() };
-        let mut small = FaceAnalyzer::new(&args.face_models, AnalyzerOptions { detector, ..Default::default() })?;
+        let mut small = FaceAnalyzer::new(&args.face_models, AnalyzerOptions { detector, ..options })?;
         let mut drifts = Vec::new();
         for photo in &photos {
             drifts.extend(landmark_drift(&mut full, &mut small, photo, size)?);

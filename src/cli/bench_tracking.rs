@@ -28,6 +28,9 @@ pub struct Args {
     /// Pixels (at the detector's scale) of the rolling scan per pass.
     #[arg(long, default_value_t = SearchOptions::DEFAULT.scan_budget)]
     scan_budget: f64,
+    /// Locate landmarks in each face and its mirror image and average.
+    #[arg(long)]
+    mirror_landmarks: bool,
     /// Look only inside "x,y,width,height".
     #[arg(long, default_value = "")]
     region: String,
@@ -47,6 +50,7 @@ pub fn run(args: Args) -> Result<()> {
     let detector = DetectorOptions { min_face_size: args.min_face_size, ..Default::default() };
     let tracking = TrackerOptions { detection_interval: args.detection_interval.max(1), ..Default::default() };
     let mut tracker = FaceTracker::new(&args.face_models, detector, tracking, false)?;
+    tracker.analyzer_mut().set_mirror_landmarks(args.mirror_landmarks);
     tracker.search_opts = SearchOptions {
         region: Rect::parse(&args.region)?,
         scan_budget: args.scan_budget,

@@ -35,6 +35,8 @@ pub struct Tuning {
     /// 0..1: landmark smoothing on (above 0) and the weight of a face's previous result.
     pub temporal_smoothing: f32,
     pub expression: bool,
+    /// Locate landmarks in each face and its mirror image and average (`AnalyzerOptions`).
+    pub mirror_landmarks: bool,
     /// Look for faces only here (`None`: the whole frame).
     pub region: Option<Rect>,
     /// Detect whole frames on each pass instead of searching windows (`SearchOptions`).
@@ -54,6 +56,8 @@ impl Tuning {
         batch_wait: Duration::ZERO,
         temporal_smoothing: 0.5,
         expression: false,
+        // Twice the landmark time per face; the One-Euro filter already steadies the points.
+        mirror_landmarks: false,
         region: None,
         full_frame_search: false,
     };
@@ -302,6 +306,7 @@ fn analyze(tracker: &mut FaceTracker, job: &FrameJob, size: Option<usize>) -> Re
     let detector = DetectorOptions { min_face_size: t.min_face_size, ..Default::default() };
     tracker.analyzer_mut().set_detector_options(detector)?;
     tracker.analyzer_mut().set_expressions(t.expression)?;
+    tracker.analyzer_mut().set_mirror_landmarks(t.mirror_landmarks);
     tracker.search_opts.region = t.region;
     tracker.search_opts.full_frame = t.full_frame_search;
     let faces = tracker.step(&job.frame, job.time)?;

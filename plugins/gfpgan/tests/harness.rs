@@ -366,7 +366,7 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
     let e = gst::ElementFactory::make("facerestore").build().unwrap();
     let ours: Vec<gst::glib::ParamSpec> =
         e.list_properties().iter().filter(|p| p.owner_type() == e.type_()).cloned().collect();
-    assert_eq!(ours.len(), 17, "the element's own properties");
+    assert_eq!(ours.len(), 18, "the element's own properties");
     // Every one but the read-only `stats`.
     for pspec in ours.iter().filter(|p| p.flags().contains(gst::glib::ParamFlags::WRITABLE)) {
         let (default, value) = (pspec.default_value(), e.property_value(pspec.name()));
@@ -387,6 +387,7 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
         ("max-faces", (t.max_faces as u32).to_value()),
         ("temporal-smoothing", t.temporal_smoothing.to_value()),
         ("expression", t.expression.to_value()),
+        ("mirror-landmarks", t.mirror_landmarks.to_value()),
         ("full-frame-search", t.full_frame_search.to_value()),
         ("region", "".to_value()),
     ];
@@ -429,6 +430,7 @@ fn every_property_change_is_logged() {
         ("blend", 0.25f32.to_value(), "Changing blend from 1 to 0.25"),
         ("temporal-smoothing", 0.75f32.to_value(), "Changing temporal-smoothing from 0.5 to 0.75"),
         ("expression", true.to_value(), "Changing expression from false to true"),
+        ("mirror-landmarks", true.to_value(), "Changing mirror-landmarks from false to true"),
         (
             "live-policy",
             gstgfpgan::LivePolicy::Passthrough.to_value(),
