@@ -4,7 +4,7 @@
 # photos and the rustface group photo (moving, on a still noisy and JPEG-compressed picture),
 # at 1280x720 and 1920x1080 with 1, 4 and 8 faces: the window search (now the default) against
 # detecting whole frames at the same smallest size (before). Then how far the landmarks of
-# small faces drift from those of the same faces at full size.
+# small faces drift from those of the same faces at full size, without and with mirrored landmarks.
 #
 #   benches/small_faces.sh            env: SIZES="1280x720 1920x1080" FACES="1 4 8" FRAMES=150
 #                                          BEFORE=1 (0 skips the slow whole-frame runs)
@@ -30,3 +30,4 @@ for size in $SIZES; do
   done
 done
 target/release/gfpgan bench-landmarks $PHOTOS --face-sizes 16,20,24,32,48,64
+target/release/gfpgan bench-landmarks $PHOTOS --face-sizes 16,20,24,32,48,64 --mirror-landmarks
