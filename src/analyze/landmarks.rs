@@ -128,6 +128,13 @@ pub fn five_points(l: &[[f32; 2]; 68]) -> [[f32; 2]; 5] {
     [mean(36..42), mean(42..48), l[30], l[48], l[54]]
 }
 
+/// The distance between the eye centres (the first two of the five points), the unit of
+/// landmark errors.
+pub fn eye_distance(l: &[[f32; 2]; 68]) -> f32 {
+    let [left, right, ..] = five_points(l);
+    (left[0] - right[0]).hypot(left[1] - right[1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,7 +15,6 @@ pub use landmarks::{LandmarkBox, five_points};
 pub use search::{FaceSearch, Rect, SearchOptions, Window};
 
 use crate::error::Result;
-
 use crate::faceapi::{EXPRESSION_LABELS, ExpressionNet, LANDMARK_INPUT_SIZE, LandmarkNet};
 use crate::frame::Rgb;
 

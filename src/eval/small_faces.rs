@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::align::{Similarity, warp};
+use crate::analyze::landmarks::eye_distance;
 use crate::analyze::{Face, FaceAnalyzer};
 use crate::error::Result;
 use crate::frame::Rgb;
@@ -23,15 +24,6 @@ pub struct LandmarkDrift {
     /// distance at full size.
     pub all_68: f32,
     pub five: f32,
-}
-
-fn eye_distance(f: &Face) -> f32 {
-    let mean = |r: std::ops::Range<usize>| {
-        let n = r.len() as f32;
-        r.fold([0.0f32; 2], |a, i| [a[0] + f.landmarks[i][0] / n, a[1] + f.landmarks[i][1] / n])
-    };
-    let (l, r) = (mean(36..42), mean(42..48));
-    (l[0] - r[0]).hypot(l[1] - r[1])
 }
 
 fn mean_distance(a: &[[f32; 2]], b: &[[f32; 2]]) -> f32 {
@@ -77,7 +69,7 @@ pub fn landmark_drift(
                 let back = |p: &[f32; 2]| [x0 + (p[0] + 0.5) * scale - 0.5, y0 + (p[1] + 0.5) * scale - 0.5];
                 let marks: Vec<[f32; 2]> = f.landmarks.iter().map(back).collect();
                 let five: Vec<[f32; 2]> = f.five.iter().map(back).collect();
-                let e = eye_distance(face).max(1.0);
+                let e = eye_distance(&face.landmarks).max(1.0);
                 LandmarkDrift {
                     full_size: side,
                     small_size: f.detection.w.max(f.detection.h),

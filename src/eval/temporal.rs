@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::identity::{FaceMetrics, FaceSignature, cosine};
 use crate::align::Similarity;
-use crate::analyze::landmarks::LandmarkBox;
+use crate::analyze::landmarks::{LandmarkBox, eye_distance};
 use crate::analyze::{AnalyzerOptions, DetectorOptions};
 use crate::error::{Error, Result};
 use crate::frame::Rgb;
@@ -206,12 +206,7 @@ fn jitter(prev: &FaceSignature, now: &FaceSignature) -> f64 {
         })
         .sum::<f64>()
         / 68.0;
-    let eye = |l: &[[f32; 2]; 68], r: std::ops::Range<usize>| {
-        let n = r.len() as f32;
-        l[r].iter().fold([0.0, 0.0], |a, p| [a[0] + p[0] / n, a[1] + p[1] / n])
-    };
-    let (l, r) = (eye(&now.landmarks, 36..42), eye(&now.landmarks, 42..48));
-    residual / f64::from((l[0] - r[0]).hypot(l[1] - r[1]).max(1.0))
+    residual / f64::from(eye_distance(&now.landmarks).max(1.0))
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ impl FeatureExtractor {
     pub fn forward(&self, faces: &Tensor) -> Result<Tensor> {
         let x = check_input(faces, INPUT_SIZE, self.net, DType::F32)?;
         if !x.device().is_cpu() || x.track_op() {
-            return self.forward_candle(&x);
+            return self.candle_ops(&x);
         }
         let n = x.dim(0)?;
         let features = self.fast.forward(&x.flatten_all()?.to_vec1::<f32>()?, n);
@@ -151,7 +151,12 @@ impl FeatureExtractor {
 
     /// `forward` as candle operations (the reference; gradients flow through it).
     pub fn forward_candle(&self, faces: &Tensor) -> Result<Tensor> {
-        let mut x = normalize(&check_input(faces, INPUT_SIZE, self.net, DType::F32)?)?;
+        self.candle_ops(&check_input(faces, INPUT_SIZE, self.net, DType::F32)?)
+    }
+
+    /// The candle operations on faces `check_input` has passed.
+    fn candle_ops(&self, faces: &Tensor) -> Result<Tensor> {
+        let mut x = normalize(faces)?;
         for block in &self.dense {
             x = block.forward(&x)?;
         }
