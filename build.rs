@@ -1,5 +1,6 @@
 //! Embeds the face detector model that the `rustface` crate ships in its source (so nothing is
-//! downloaded) and tells the tests where that source, with its group photo, is.
+//! downloaded) and tells the tests where that source, with its group photo, is; compiles the
+//! Open Inference Protocol's gRPC definition with `protox` (pure Rust, no system `protoc`).
 
 use std::path::PathBuf;
 
@@ -26,4 +27,12 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("seeta_fd_frontal_v1.0.bin");
     std::fs::copy(src.join(MODEL), &out).expect("copy the rustface model");
     println!("cargo:rustc-env=RUSTFACE_SRC_DIR={}", src.display());
+    compile_protos();
+}
+
+fn compile_protos() {
+    const PROTO: &str = "src/serve/proto/grpc_predict_v2.proto";
+    println!("cargo:rerun-if-changed={PROTO}");
+    let descriptors = protox::compile([PROTO], ["src/serve/proto"]).expect("parse the gRPC definition");
+    tonic_prost_build::configure().compile_fds(descriptors).expect("generate the gRPC client and server");
 }

@@ -23,6 +23,9 @@ pub enum Error {
     Input(String),
     #[error("device: {0}")]
     Device(String),
+    /// An inference server could not be reached, or refused or failed a request.
+    #[error("inference server: {0}")]
+    Remote(String),
     /// A worker thread could not start, stopped, or panicked.
     #[error("{thread} thread: {msg}")]
     Worker { thread: &'static str, msg: String },

@@ -162,14 +162,31 @@ impl Rgb {
     /// declared size is checked against [`MAX_SIDE`] and [`MAX_DECODE_BYTES`] before the decoder
     /// allocates, and an image without pixels is an error.
     pub fn open(path: &Path) -> Result<Self> {
+        let reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
+        Self::decode_with(reader, path, MAX_SIDE)
+    }
+
+    /// Decodes a PNG, JPEG or WebP image held in memory (the format from its first bytes), with
+    /// the checks of `open` but sides of at most `max_side`; errors name the image `what`.
+    pub fn decode(bytes: &[u8], what: &str, max_side: u32) -> Result<Self> {
+        let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::format(what, format!("cannot read image: {e}")))?;
+        Self::decode_with(reader, Path::new(what), max_side.min(MAX_SIDE))
+    }
+
+    fn decode_with<R: std::io::BufRead + std::io::Seek>(
+        mut reader: image::ImageReader<R>,
+        path: &Path,
+        max_side: u32,
+    ) -> Result<Self> {
         let decode_error = |e| match e {
             image::ImageError::IoError(io) => Error::io(path, io),
             other => Error::format(path, format!("cannot decode image: {}", first_line(&other))),
         };
-        let mut reader = image::ImageReader::open(path).map_err(|e| Error::io(path, e))?;
         let mut limits = image::Limits::default();
-        limits.max_image_width = Some(MAX_SIDE);
-        limits.max_image_height = Some(MAX_SIDE);
+        limits.max_image_width = Some(max_side);
+        limits.max_image_height = Some(max_side);
         limits.max_alloc = Some(MAX_DECODE_BYTES);
         reader.limits(limits);
         let img = reader.decode().map_err(decode_error)?;
@@ -177,6 +194,15 @@ impl Rgb {
             return Err(Error::format(path, format!("image has no pixels ({}x{})", img.width(), img.height())));
         }
         Ok(Self::from_rgb8(&img.to_rgb8()))
+    }
+
+    /// The image as PNG bytes.
+    pub fn encode_png(&self) -> Result<Vec<u8>> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        self.to_rgb8()
+            .write_to(&mut out, image::ImageFormat::Png)
+            .map_err(|e| Error::Input(format!("cannot encode PNG: {e}")))?;
+        Ok(out.into_inner())
     }
 
     /// Encodes as PNG or JPEG (by extension), atomically ([`write_atomically`]).

@@ -38,6 +38,7 @@ pub mod nhwc;
 pub mod npy;
 pub mod pipeline;
 pub mod restore;
+pub mod serve;
 pub mod synth;
 pub mod track;
 pub mod train;

@@ -59,6 +59,12 @@ enum Command {
     /// Restore several camera streams in one process, through one shared network or a network
     /// each: faces per second, the passes run and peak memory.
     BenchStreams(cli::bench_streams::Args),
+    /// Serve the network on the Open Inference Protocol (KServe v2, Triton's): HTTP and gRPC,
+    /// dynamic batching across requests, /v1/restore and /v1/analyze for photos, /metrics.
+    Serve(cli::serve::Args),
+    /// Load-test `gfpgan serve` on loopback: N gRPC clients for a fixed time, every answer
+    /// checked against its request; throughput, latency percentiles, the passes formed.
+    BenchServe(cli::bench_serve::Args),
     /// Convert a checkpoint (.pth or .safetensors) to .safetensors after checking it.
     Convert(cli::convert::Args),
 }
@@ -83,6 +89,8 @@ fn main() -> ExitCode {
         Command::BenchTracking(args) => cli::bench_tracking::run(args),
         Command::BenchLandmarks(args) => cli::bench_landmarks::run(args),
         Command::BenchStreams(args) => cli::bench_streams::run(args),
+        Command::Serve(args) => cli::serve::run(args),
+        Command::BenchServe(args) => cli::bench_serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

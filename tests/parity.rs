@@ -114,7 +114,13 @@ fn a_batch_equals_single_passes() {
         }
         // The batching routine every front end uses gives the same, in passes of any size.
         for batch_size in [1, 2, n] {
-            let routed = restore_tensor(&restorer, x, batch_size, FaceNoise::PerFace(&seeds)).unwrap();
+            let routed = restore_tensor(
+                &restorer,
+                x,
+                batch_size,
+                FaceNoise::PerFace(&seeds.iter().copied().map(Some).collect::<Vec<_>>()),
+            )
+            .unwrap();
             for i in 0..n {
                 check(
                     &format!("restore_tensor in passes of {batch_size}"),

@@ -58,6 +58,23 @@ pub struct Face {
 }
 
 impl Face {
+    /// Its box, detection score, five points and expression (when analysed), as the CLI's
+    /// `analyze` and the server's `/v1/analyze` write them.
+    pub fn to_json(&self) -> serde_json::Value {
+        let d = self.detection;
+        let expression = self.expression.map(|p| {
+            let probs: serde_json::Map<String, serde_json::Value> =
+                EXPRESSION_LABELS.iter().zip(p).map(|(l, v)| (l.to_string(), serde_json::json!(v))).collect();
+            serde_json::json!({ "label": self.top_expression().map(|t| t.0), "probabilities": probs })
+        });
+        serde_json::json!({
+            "box": [d.x, d.y, d.w, d.h],
+            "score": d.score,
+            "landmarks5": self.five,
+            "expression": expression,
+        })
+    }
+
     /// The most probable expression and its probability.
     pub fn top_expression(&self) -> Option<(&'static str, f32)> {
         let p = self.expression?;

@@ -6,7 +6,6 @@ use candle_core::{DType, Tensor};
 use clap::ValueEnum;
 
 use gfpgan::analyze::{AnalyzerOptions, Face};
-use gfpgan::faceapi::EXPRESSION_LABELS;
 use gfpgan::files::write_atomically;
 use gfpgan::{Engine, Error, Restorer, Result};
 
@@ -181,23 +180,7 @@ pub fn image_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// One photo's faces as JSON: box, score, five points, expression.
 pub fn photo_json(file: &Path, faces: &[&Face], seconds: f64) -> serde_json::Value {
-    let faces: Vec<serde_json::Value> = faces
-        .iter()
-        .map(|f| {
-            let d = f.detection;
-            let expression = f.expression.map(|p| {
-                let probs: serde_json::Map<String, serde_json::Value> =
-                    EXPRESSION_LABELS.iter().zip(p).map(|(l, v)| (l.to_string(), serde_json::json!(v))).collect();
-                serde_json::json!({ "label": f.top_expression().map(|t| t.0), "probabilities": probs })
-            });
-            serde_json::json!({
-                "box": [d.x, d.y, d.w, d.h],
-                "score": d.score,
-                "landmarks5": f.five,
-                "expression": expression,
-            })
-        })
-        .collect();
+    let faces: Vec<serde_json::Value> = faces.iter().map(|f| f.to_json()).collect();
     serde_json::json!({ "file": file.display().to_string(), "faces": faces, "seconds": seconds })
 }
 

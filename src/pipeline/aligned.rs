@@ -16,15 +16,19 @@ pub fn restore_aligned_face(
     noise: NoiseMode,
     weight: f32,
 ) -> Result<AlignedFace> {
+    let face = aligned_crop(frame, restorer.config().out_size)?;
+    let restored = restore_crops(restorer, std::slice::from_ref(&face.crop), 1, noise.into())?.remove(0);
+    paste(frame, &face, &restored, PasteOptions { weight, feather: 0.0 });
+    Ok(face)
+}
+
+/// `frame`, a square aligned face, resized to the network's `size`, and the way back.
+pub fn aligned_crop(frame: &Rgb, size: usize) -> Result<AlignedFace> {
     if frame.w != frame.h || frame.w == 0 {
         return Err(Error::Input(format!("an aligned face must be square, this is {}x{}", frame.w, frame.h)));
     }
-    let size = restorer.config().out_size;
     let to_frame = Similarity { a: frame.w as f32 / size as f32, b: 0.0, tx: 0.0, ty: 0.0 };
     let crop = warp(frame, &to_frame, size);
-    let restored = restore_crops(restorer, std::slice::from_ref(&crop), 1, noise.into())?.remove(0);
     let to_crop = Similarity { a: size as f32 / frame.w as f32, b: 0.0, tx: 0.0, ty: 0.0 };
-    let face = AlignedFace { crop, to_crop };
-    paste(frame, &face, &restored, PasteOptions { weight, feather: 0.0 });
-    Ok(face)
+    Ok(AlignedFace { crop, to_crop })
 }

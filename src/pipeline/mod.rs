@@ -6,6 +6,6 @@ pub mod aligned;
 pub mod photo;
 pub mod stream;
 
-pub use aligned::restore_aligned_face;
+pub use aligned::{aligned_crop, restore_aligned_face};
 pub use photo::{PhotoOptions, PhotoPipeline, Restored, find_and_align};
 pub use stream::{FaceResult, FrameJob, FrameResult, StreamRestorer, Tuning};

@@ -6,6 +6,7 @@
 //! overlaps the restoration of this one. Every submitted frame gets exactly one result, in
 //! submission order; pasting it into the frame is left to the caller, who owns the pixels.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use crate::analyze::{DetectorOptions, Face, Rect};
 use crate::blend::{PasteOptions, TemporalBlender, paste};
 use crate::error::{Error, Result, panic_message};
 use crate::frame::Rgb;
-use crate::restore::{QueuedFace, SharedRestorer, StreamSlot};
+use crate::restore::{PendingFaces, QueuedFace, SharedRestorer, StreamSlot};
 use crate::track::{FaceTracker, TrackerOptions};
 
 /// Knobs that may change from one frame to the next.
@@ -32,6 +33,12 @@ pub struct Tuning {
     pub batch_size: usize,
     /// How long a pass may wait for other streams' faces to fill it (shared networks).
     pub batch_wait: Duration,
+    /// Requests of `batch_size` faces this stream may have outstanding at once (a remote
+    /// network answers them side by side; 1 for a network in this process).
+    pub max_in_flight: usize,
+    /// Every face gets the checkpoint's stored noise maps (the official code's
+    /// `randomize_noise=False`) instead of noise drawn from its track's id.
+    pub stored_noise: bool,
     /// 0..1: landmark smoothing on (above 0) and the weight of a face's previous result.
     pub temporal_smoothing: f32,
     pub expression: bool,
@@ -54,6 +61,8 @@ impl Tuning {
         // Under load faces queue up during a pass and the next one takes them all; waiting
         // only helps when the network is idle, where it costs latency and gains nothing.
         batch_wait: Duration::ZERO,
+        max_in_flight: 1,
+        stored_noise: false,
         temporal_smoothing: 0.5,
         expression: false,
         // Twice the landmark time per face; the One-Euro filter already steadies the points.
@@ -190,7 +199,7 @@ impl StreamRestorer {
         let (result_tx, result_rx) = unbounded();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let cancel_below = Arc::new(AtomicU64::new(0));
-        let size = network.as_ref().map(|n| n.restorer().config().out_size);
+        let size = network.as_ref().map(|n| n.face_size());
         let slot = network.as_ref().map(SharedRestorer::attach);
         let cancel = cancel_below.clone();
         let failed = analyzed_tx.clone();
@@ -332,14 +341,15 @@ fn restoration_loop(
         _ => 0,
     };
     while let Ok(first) = analyzed.recv() {
-        // Whatever has queued up meanwhile joins the batch, up to the batch size.
-        let batch_size = match &first {
-            Analyzed::Frame(job, _) => job.tuning.batch_size.max(1),
-            Analyzed::Reset | Analyzed::Failed(_) => 1,
+        // Whatever has queued up meanwhile joins the group, up to the faces of the requests
+        // that may be in flight together.
+        let (batch_size, in_flight) = match &first {
+            Analyzed::Frame(job, _) => (job.tuning.batch_size.max(1), job.tuning.max_in_flight.max(1)),
+            Analyzed::Reset | Analyzed::Failed(_) => (1, 1),
         };
         let mut group = vec![first];
         let mut faces = faces_of(&group[0]);
-        while faces < batch_size && matches!(group.last(), Some(Analyzed::Frame(..))) {
+        while faces < batch_size * in_flight && matches!(group.last(), Some(Analyzed::Frame(..))) {
             match analyzed.try_recv() {
                 Ok(a) => {
                     faces += faces_of(&a);
@@ -358,7 +368,14 @@ fn restoration_loop(
             }
         }
         if let Some(network) = &network
-            && let Err(e) = restore_frames(network, hook.as_ref(), &mut frames, &cancel_below, batch_size, &mut blender)
+            && let Err(e) = restore_frames(
+                network,
+                hook.as_ref(),
+                &mut frames,
+                &cancel_below,
+                (batch_size, in_flight),
+                &mut blender,
+            )
         {
             // Every frame of the batch failed with it, each told so with its number.
             let source = Arc::new(e);
@@ -386,15 +403,16 @@ fn restoration_loop(
 }
 
 /// Runs the aligned faces of `frames` through the network, one track's noise per face, in
-/// requests of `batch_size` faces, and blends each with its track's previous result. Before
-/// every request, and in the shared queue before every pass, the faces of frames cancelled
-/// meanwhile are dropped, so a stop or a flushing seek waits for the pass in progress only.
+/// requests of `batch_size` faces (up to `in_flight` of them outstanding), and blends each with
+/// its track's previous result. Before every request, and in the shared queue before every
+/// pass, the faces of frames cancelled meanwhile are dropped, so a stop or a flushing seek
+/// waits for the pass in progress only.
 fn restore_frames(
     network: &StreamSlot,
     hook: Option<&PassHook>,
     frames: &mut [(Analysed, Result<Vec<FaceResult>>)],
     cancel_below: &Arc<AtomicU64>,
-    batch_size: usize,
+    (batch_size, in_flight): (usize, usize),
     blender: &mut TemporalBlender,
 ) -> Result<()> {
     let mut slots: Vec<(usize, usize)> = Vec::new();
@@ -404,41 +422,52 @@ fn restore_frames(
         }
     }
     let (mut next, mut newest) = (0, None);
-    while next < slots.len() {
+    // Requests sent and not yet answered, oldest first: their faces' range in `slots`.
+    let mut outstanding: VecDeque<(std::ops::Range<usize>, PendingFaces)> = VecDeque::new();
+    loop {
         // Frames come in order and cancelling raises a threshold: the cancelled faces are the
         // first ones left.
         let threshold = cancel_below.load(Ordering::SeqCst);
         while next < slots.len() && frames[slots[next].0].0.seq < threshold {
             next += 1;
         }
-        let pass = &slots[next..(next + batch_size).min(slots.len())];
-        if pass.is_empty() {
-            break;
+        let end = (next + batch_size).min(slots.len());
+        if outstanding.len() == in_flight || next == end {
+            let Some((range, pending)) = outstanding.pop_front() else { break };
+            let pass: &[(usize, usize)] = &slots[range];
+            let restored = pending.wait()?;
+            // Blend in frame order so that each track's history runs forwards in time.
+            for (&(i, k), face) in pass.iter().zip(restored) {
+                let (job, faces) = &mut frames[i];
+                if let (Ok(faces), Some(mut face)) = (faces, face) {
+                    blender.blend(faces[k].track_id, &mut face, job.tuning.temporal_smoothing);
+                    faces[k].restored = Some(face);
+                    newest = Some(i);
+                }
+            }
+            continue;
         }
-        next += pass.len();
+        let pass = &slots[next..end];
+        let range = next..end;
+        next = end;
         let mut queued = Vec::new();
         for &(i, k) in pass {
             let (job, faces) = &frames[i];
             if let Ok(faces) = faces {
                 let face = &faces[k];
                 let crop = face.aligned.as_ref().expect("slots have aligned faces").crop.clone();
-                queued.push(QueuedFace { crop, seed: face.track_id, seq: job.seq });
+                queued.push(QueuedFace {
+                    crop,
+                    seed: (!job.tuning.stored_noise).then_some(face.track_id),
+                    seq: job.seq,
+                });
             }
         }
         if let Some(hook) = hook {
             hook(&queued.iter().map(|f| f.seq).collect::<Vec<_>>())?;
         }
         let wait = frames[pass[0].0].0.tuning.batch_wait;
-        let restored = network.restore(queued, batch_size, wait, Some(cancel_below.clone()))?;
-        // Blend in frame order so that each track's history runs forwards in time.
-        for (&(i, k), face) in pass.iter().zip(restored) {
-            let (job, faces) = &mut frames[i];
-            if let (Ok(faces), Some(mut face)) = (faces, face) {
-                blender.blend(faces[k].track_id, &mut face, job.tuning.temporal_smoothing);
-                faces[k].restored = Some(face);
-                newest = Some(i);
-            }
-        }
+        outstanding.push_back((range, network.submit(queued, batch_size, wait, Some(cancel_below.clone()))?));
     }
     // Tracks absent from the newest restored frame have ended.
     if let Some((_, Ok(faces))) = newest.map(|i| &frames[i]) {

@@ -14,8 +14,8 @@ pub enum FaceNoise<'a> {
     /// One noise set for every face of a pass (the stored maps, or drawn from a seed per pass).
     Shared(NoiseMode),
     /// Each face its own noise drawn from its own seed, one seed per face (video: a track keeps
-    /// its noise from frame to frame, whatever batch its face lands in).
-    PerFace(&'a [u64]),
+    /// its noise from frame to frame, whatever batch its face lands in); `None`: the stored maps.
+    PerFace(&'a [Option<u64>]),
 }
 
 impl From<NoiseMode> for FaceNoise<'_> {
@@ -55,7 +55,7 @@ fn restore_pass(restorer: &Restorer, x: &Tensor, noise: FaceNoise, first: usize)
     match noise {
         FaceNoise::Shared(mode) => restorer.restore(x, mode),
         FaceNoise::PerFace(seeds) => {
-            let noises = restorer.noises_for_seeds(&seeds[first..first + x.dim(0)?])?;
+            let noises = restorer.noises_for_faces(&seeds[first..first + x.dim(0)?])?;
             restorer.restore_with_noises(x, &noises)
         }
     }

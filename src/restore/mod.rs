@@ -14,4 +14,4 @@ pub use batch::{FaceNoise, restore_crops, restore_tensor};
 pub use noise::NoiseMode;
 pub use queue::QueuedFace;
 pub use restorer::{Engine, Restorer};
-pub use shared::{NetworkKey, SharedRestorer, SharedStats, StreamSlot};
+pub use shared::{FaceNetwork, NetworkKey, PendingFaces, SharedRestorer, SharedStats, StreamSlot};

@@ -19,8 +19,8 @@ use crate::frame::Rgb;
 pub struct QueuedFace {
     pub crop: Rgb,
     /// Its noise seed (a stream uses the track id, so a face keeps its noise whatever batch it
-    /// lands in).
-    pub seed: u64,
+    /// lands in); `None`: the checkpoint's stored noise maps.
+    pub seed: Option<u64>,
     /// Its frame number, checked against the stream's cancel threshold.
     pub seq: u64,
 }
@@ -145,7 +145,7 @@ impl Scheduler {
     }
 
     /// The crops and seeds of `picks`, in order.
-    pub fn inputs(&self, picks: &[Pick]) -> (Vec<Rgb>, Vec<u64>) {
+    pub fn inputs(&self, picks: &[Pick]) -> (Vec<Rgb>, Vec<Option<u64>>) {
         picks
             .iter()
             .map(|p| {
@@ -210,7 +210,7 @@ mod tests {
     use crossbeam_channel::{Receiver, unbounded};
 
     fn face(seed: u64, seq: u64) -> QueuedFace {
-        QueuedFace { crop: Rgb { w: 1, h: 1, data: vec![seed as f32; 3] }, seed, seq }
+        QueuedFace { crop: Rgb { w: 1, h: 1, data: vec![seed as f32; 3] }, seed: Some(seed), seq }
     }
 
     fn request(
@@ -231,7 +231,7 @@ mod tests {
             let picks = s.next_pass();
             let (crops, seeds) = s.inputs(&picks);
             if !picks.is_empty() {
-                passes.push(seeds);
+                passes.push(seeds.into_iter().flatten().collect());
             }
             s.finish_pass(&picks, Ok(crops));
         }
@@ -290,7 +290,7 @@ mod tests {
         let picks = s.next_pass();
         let (crops, seeds) = s.inputs(&picks);
         s.finish_pass(&picks, Ok(crops));
-        seeds
+        seeds.into_iter().flatten().collect()
     }
 
     #[test]

@@ -118,8 +118,16 @@ impl Restorer {
     /// One noise set per face, each drawn from its own seed (video: the same noise for a face
     /// in every frame it appears in), as `restore` takes them.
     pub fn noises_for_seeds(&self, seeds: &[u64]) -> Result<Vec<Tensor>> {
-        let per_face: Vec<Vec<Tensor>> =
-            seeds.iter().map(|&seed| self.noises(NoiseMode::Random { seed }, 1)).collect::<Result<_>>()?;
+        self.noises_for_faces(&seeds.iter().copied().map(Some).collect::<Vec<_>>())
+    }
+
+    /// `noises_for_seeds` where a face may also take the stored maps (`None`): a pass can hold
+    /// faces of a video track and faces sent to the server without a seed.
+    pub fn noises_for_faces(&self, seeds: &[Option<u64>]) -> Result<Vec<Tensor>> {
+        let per_face: Vec<Vec<Tensor>> = seeds
+            .iter()
+            .map(|&seed| self.noises(seed.map_or(NoiseMode::Stored, |seed| NoiseMode::Random { seed }), 1))
+            .collect::<Result<_>>()?;
         (0..self.config.num_noises())
             .map(|i| Ok(Tensor::cat(&per_face.iter().map(|n| &n[i]).collect::<Vec<_>>(), 0)?))
             .collect()

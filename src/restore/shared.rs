@@ -3,7 +3,9 @@
 //! (GStreamer elements, pipelines, the server), and it is let go when the last of them drops it.
 //! Its one worker thread runs every pass, gathering faces from all the streams that wait into
 //! batches (see `queue` for the order), so two cameras cost one set of weights and activations,
-//! and a pass can hold faces of several cameras.
+//! and a pass can hold faces of several cameras. The network may also be another machine's
+//! ([`FaceNetwork`], `serve::RemoteNetwork`): then a few workers send requests side by side and
+//! the server does the batching.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use candle_core::DType;
-use crossbeam_channel::{RecvTimeoutError, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 
 use super::batch::{FaceNoise, restore_crops};
 use super::queue::{QueuedFace, Request, Scheduler};
@@ -45,6 +47,26 @@ impl NetworkKey {
     }
 }
 
+/// What restores the faces behind a [`SharedRestorer`]: a network in this process, or one on a
+/// server.
+pub trait FaceNetwork: Send + Sync {
+    /// Side of the aligned faces it takes (and gives back).
+    fn face_size(&self) -> usize;
+    /// Restores aligned crops (0..255, `face_size` square), each with its noise seed (`None`:
+    /// the stored maps), in one pass.
+    fn restore_faces(&self, crops: &[Rgb], seeds: &[Option<u64>]) -> Result<Vec<Rgb>>;
+}
+
+impl FaceNetwork for Restorer {
+    fn face_size(&self) -> usize {
+        self.config().out_size
+    }
+
+    fn restore_faces(&self, crops: &[Rgb], seeds: &[Option<u64>]) -> Result<Vec<Rgb>> {
+        restore_crops(self, crops, crops.len(), FaceNoise::PerFace(seeds))
+    }
+}
+
 /// Counts of what the worker did, for tests, the element's `stats` and benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SharedStats {
@@ -59,11 +81,18 @@ pub struct SharedStats {
 /// pass in progress; requests still queued then are answered with an error.
 pub struct SharedRestorer {
     id: u64,
-    restorer: Arc<Restorer>,
+    network: Arc<dyn FaceNetwork>,
     requests: Option<Sender<Request>>,
-    worker: Option<JoinHandle<()>>,
-    stats: Arc<Mutex<SharedStats>>,
+    workers: Vec<JoinHandle<()>>,
+    counters: Arc<Counters>,
     streams: AtomicUsize,
+}
+
+/// What the workers count, and who else wants to hear of each pass.
+#[derive(Default)]
+struct Counters {
+    stats: Mutex<SharedStats>,
+    on_pass: OnceLock<Box<dyn Fn(usize) + Send + Sync>>,
 }
 
 const WORKER: &str = "shared face restoration";
@@ -102,9 +131,14 @@ impl SharedRestorer {
 
     /// A network of its own (not shared through `open`), with its own worker.
     pub fn new(restorer: Arc<Restorer>) -> Result<Arc<Self>> {
+        Self::batching(restorer)
+    }
+
+    /// One worker that gathers the waiting streams' faces into passes (see `queue`).
+    pub fn batching(network: Arc<dyn FaceNetwork>) -> Result<Arc<Self>> {
         let (tx, rx) = unbounded::<Request>();
-        let stats = Arc::new(Mutex::new(SharedStats::default()));
-        let (net, counts) = (restorer.clone(), stats.clone());
+        let counters = Arc::new(Counters::default());
+        let (net, counts) = (network.clone(), counters.clone());
         let worker = std::thread::Builder::new()
             .name("facerestore-shared".into())
             .spawn(move || {
@@ -129,19 +163,43 @@ impl SharedRestorer {
                     while let Ok(r) = rx.try_recv() {
                         scheduler.push(r);
                     }
-                    run_pass(&net, &mut scheduler, &counts);
+                    run_pass(net.as_ref(), &mut scheduler, &counts);
                 }
             })
             .map_err(|e| Error::worker(WORKER, format!("cannot start: {e}")))?;
+        Ok(Self::assemble(network, tx, vec![worker], counters))
+    }
+
+    /// `workers` threads that each take a whole request and run it as one pass, side by side:
+    /// for a server, which batches what arrives together itself (`workers` is then the number
+    /// of requests in flight).
+    pub fn concurrent(network: Arc<dyn FaceNetwork>, workers: usize) -> Result<Arc<Self>> {
+        let (tx, rx) = unbounded::<Request>();
+        let counters = Arc::new(Counters::default());
+        let threads = (0..workers.max(1))
+            .map(|i| {
+                let (net, counts, rx) = (network.clone(), counters.clone(), rx.clone());
+                std::thread::Builder::new()
+                    .name(format!("facerestore-request-{i}"))
+                    .spawn(move || {
+                        for request in rx {
+                            run_request(net.as_ref(), request, &counts);
+                        }
+                    })
+                    .map_err(|e| Error::worker(WORKER, format!("cannot start: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self::assemble(network, tx, threads, counters))
+    }
+
+    fn assemble(
+        network: Arc<dyn FaceNetwork>,
+        requests: Sender<Request>,
+        workers: Vec<JoinHandle<()>>,
+        counters: Arc<Counters>,
+    ) -> Arc<Self> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(Self {
-            id,
-            restorer,
-            requests: Some(tx),
-            worker: Some(worker),
-            stats,
-            streams: AtomicUsize::new(0),
-        }))
+        Arc::new(Self { id, network, requests: Some(requests), workers, counters, streams: AtomicUsize::new(0) })
     }
 
     /// Tells this network apart from others in the process (numbers are never reused).
@@ -149,12 +207,23 @@ impl SharedRestorer {
         self.id
     }
 
-    pub fn restorer(&self) -> &Arc<Restorer> {
-        &self.restorer
+    pub fn network(&self) -> &Arc<dyn FaceNetwork> {
+        &self.network
+    }
+
+    /// Side of the aligned faces the network takes.
+    pub fn face_size(&self) -> usize {
+        self.network.face_size()
     }
 
     pub fn stats(&self) -> SharedStats {
-        *lock(&self.stats)
+        *lock(&self.counters.stats)
+    }
+
+    /// Calls `f` with the size of every pass from now on (the server's batch-size histogram).
+    /// Only the first call takes effect.
+    pub fn on_pass(&self, f: impl Fn(usize) + Send + Sync + 'static) {
+        let _ = self.counters.on_pass.set(Box::new(f));
     }
 
     /// Streams attached now (see `attach`).
@@ -185,19 +254,42 @@ impl SharedRestorer {
         max_wait: Duration,
         cancel_below: Option<Arc<AtomicU64>>,
     ) -> Result<Vec<Option<Rgb>>> {
+        self.submit(stream, faces, max_batch, max_wait, cancel_below)?.wait()
+    }
+
+    /// `restore` without waiting: the answer comes through the returned handle, so that a
+    /// caller can keep several requests in flight.
+    pub fn submit(
+        &self,
+        stream: u64,
+        faces: Vec<QueuedFace>,
+        max_batch: usize,
+        max_wait: Duration,
+        cancel_below: Option<Arc<AtomicU64>>,
+    ) -> Result<PendingFaces> {
         let stopped = || Error::worker(WORKER, "stopped");
         let (reply, answer) = crossbeam_channel::bounded(1);
         let deadline = Instant::now() + max_wait;
         let request = Request { stream, faces, max_batch, deadline, cancel_below, reply };
         self.requests.as_ref().ok_or_else(stopped)?.send(request).map_err(|_| stopped())?;
-        answer.recv().map_err(|_| stopped())?
+        Ok(PendingFaces(answer))
+    }
+}
+
+/// Faces submitted and not yet answered (see `SharedRestorer::submit`).
+pub struct PendingFaces(Receiver<Result<Vec<Option<Rgb>>>>);
+
+impl PendingFaces {
+    /// Waits for the answer: one entry per face, `None` for faces of cancelled frames.
+    pub fn wait(self) -> Result<Vec<Option<Rgb>>> {
+        self.0.recv().map_err(|_| Error::worker(WORKER, "stopped"))?
     }
 }
 
 impl Drop for SharedRestorer {
     fn drop(&mut self) {
         self.requests = None;
-        if let Some(worker) = self.worker.take() {
+        for worker in self.workers.drain(..) {
             let _ = worker.join();
         }
     }
@@ -212,6 +304,17 @@ pub struct StreamSlot {
 impl StreamSlot {
     pub fn network(&self) -> &Arc<SharedRestorer> {
         &self.network
+    }
+
+    /// `SharedRestorer::submit` for this stream.
+    pub fn submit(
+        &self,
+        faces: Vec<QueuedFace>,
+        max_batch: usize,
+        max_wait: Duration,
+        cancel_below: Option<Arc<AtomicU64>>,
+    ) -> Result<PendingFaces> {
+        self.network.submit(self.stream, faces, max_batch, max_wait, cancel_below)
     }
 
     /// `SharedRestorer::restore` for this stream.
@@ -233,22 +336,53 @@ impl Drop for StreamSlot {
 }
 
 /// Runs the next pass; a panic in the network fails that pass's requests, not the worker.
-fn run_pass(restorer: &Restorer, scheduler: &mut Scheduler, stats: &Mutex<SharedStats>) {
+fn run_pass(network: &dyn FaceNetwork, scheduler: &mut Scheduler, stats: &Counters) {
     let picks = scheduler.next_pass();
     if picks.is_empty() {
         return;
     }
     let (crops, seeds) = scheduler.inputs(&picks);
-    let restored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        restore_crops(restorer, &crops, picks.len(), FaceNoise::PerFace(&seeds))
-    }))
-    .unwrap_or_else(|p| Err(Error::worker(WORKER, format!("panicked: {}", panic_message(p.as_ref())))));
-    {
-        let mut s = lock(stats);
-        s.passes += 1;
-        s.faces += picks.len() as u64;
-        s.mixed_passes += u64::from(picks.iter().any(|p| p.stream != picks[0].stream));
-        s.largest_pass = s.largest_pass.max(picks.len());
-    }
+    let restored = guarded_pass(network, &crops, &seeds);
+    count_pass(stats, picks.len(), picks.iter().any(|p| p.stream != picks[0].stream));
     scheduler.finish_pass(&picks, restored);
+}
+
+/// Runs one request as a pass of its own, its cancelled faces left out.
+fn run_request(network: &dyn FaceNetwork, request: Request, stats: &Counters) {
+    let threshold = request.cancel_below.as_ref().map_or(0, |c| c.load(Ordering::SeqCst));
+    let kept: Vec<usize> = (0..request.faces.len()).filter(|&i| request.faces[i].seq >= threshold).collect();
+    let mut out = vec![None; request.faces.len()];
+    if !kept.is_empty() {
+        let crops: Vec<Rgb> = kept.iter().map(|&i| request.faces[i].crop.clone()).collect();
+        let seeds: Vec<Option<u64>> = kept.iter().map(|&i| request.faces[i].seed).collect();
+        let restored = guarded_pass(network, &crops, &seeds);
+        count_pass(stats, kept.len(), false);
+        match restored {
+            Ok(faces) => kept.iter().zip(faces).for_each(|(&i, face)| out[i] = Some(face)),
+            Err(e) => {
+                let _ = request.reply.send(Err(e));
+                return;
+            }
+        }
+    }
+    let _ = request.reply.send(Ok(out));
+}
+
+/// One pass; a panic in the network becomes that pass's error.
+fn guarded_pass(network: &dyn FaceNetwork, crops: &[Rgb], seeds: &[Option<u64>]) -> Result<Vec<Rgb>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| network.restore_faces(crops, seeds)))
+        .unwrap_or_else(|p| Err(Error::worker(WORKER, format!("panicked: {}", panic_message(p.as_ref())))))
+}
+
+fn count_pass(counters: &Counters, faces: usize, mixed: bool) {
+    {
+        let mut s = lock(&counters.stats);
+        s.passes += 1;
+        s.faces += faces as u64;
+        s.mixed_passes += u64::from(mixed);
+        s.largest_pass = s.largest_pass.max(faces);
+    }
+    if let Some(f) = counters.on_pass.get() {
+        f(faces);
+    }
 }

@@ -4,7 +4,7 @@ use gst::glib;
 
 mod facerestore;
 
-pub use facerestore::{EngineChoice, FaceRestore, LivePolicy, packed_layout};
+pub use facerestore::{EngineChoice, FaceRestore, LivePolicy, NoiseChoice, packed_layout};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     facerestore::register(plugin)

@@ -366,7 +366,7 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
     let e = gst::ElementFactory::make("facerestore").build().unwrap();
     let ours: Vec<gst::glib::ParamSpec> =
         e.list_properties().iter().filter(|p| p.owner_type() == e.type_()).cloned().collect();
-    assert_eq!(ours.len(), 18, "the element's own properties");
+    assert_eq!(ours.len(), 23, "the element's own properties");
     // Every one but the read-only `stats`.
     for pspec in ours.iter().filter(|p| p.flags().contains(gst::glib::ParamFlags::WRITABLE)) {
         let (default, value) = (pspec.default_value(), e.property_value(pspec.name()));
@@ -390,6 +390,10 @@ fn every_default_is_the_fresh_value_and_the_library_default() {
         ("mirror-landmarks", t.mirror_landmarks.to_value()),
         ("full-frame-search", t.full_frame_search.to_value()),
         ("region", "".to_value()),
+        (
+            "noise",
+            if t.stored_noise { gstgfpgan::NoiseChoice::Stored } else { gstgfpgan::NoiseChoice::Track }.to_value(),
+        ),
     ];
     assert_eq!(t.region, None);
     for (name, expected) in library {
@@ -420,6 +424,11 @@ fn every_property_change_is_logged() {
         ("face-models", "/models".to_value(), "Changing face-models from none to /models"),
         ("device", "cuda:1".to_value(), "Changing device from cpu to cuda:1"),
         ("engine", gstgfpgan::EngineChoice::Nhwc.to_value(), "Changing engine from Auto to Nhwc"),
+        ("server", "127.0.0.1:8001".to_value(), "Changing server from None to Some(\"127.0.0.1:8001\")"),
+        ("model-name", "faces".to_value(), "Changing model-name from gfpgan to faces"),
+        ("max-in-flight", 4u32.to_value(), "Changing max-in-flight from 2 to 4"),
+        ("server-timeout", 500u32.to_value(), "Changing server-timeout from 10000 ms to 500 ms"),
+        ("noise", gstgfpgan::NoiseChoice::Stored.to_value(), "Changing noise from Track to Stored"),
         ("batch-size", 8u32.to_value(), "Changing batch-size from 4 to 8"),
         ("batch-wait", 20u32.to_value(), "Changing batch-wait from 0 ms to 20 ms"),
         ("detection-interval", 2u32.to_value(), "Changing detection-interval from 5 to 2"),

@@ -11,7 +11,8 @@ use gfpgan::analyze::Rect;
 use gfpgan::blend::{PasteOptions, frame_box};
 use gfpgan::frame::Rgb;
 use gfpgan::pipeline::{FaceResult, FrameJob, FrameResult, StreamRestorer, Tuning};
-use gfpgan::restore::{NetworkKey, SharedRestorer};
+use gfpgan::restore::{FaceNetwork, NetworkKey, SharedRestorer};
+use gfpgan::serve::RemoteNetwork;
 use gfpgan::{Restorer, device};
 use gst::glib;
 use gst::prelude::*;
@@ -22,7 +23,7 @@ use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use gst_video::subclass::prelude::*;
 
-use super::{EngineChoice, LivePolicy, packed_layout};
+use super::{EngineChoice, LivePolicy, NoiseChoice, packed_layout};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("facerestore", gst::DebugColorFlags::empty(), Some("GFP-GAN face restoration"))
@@ -44,6 +45,12 @@ const DEFAULT_BATCH_WAIT_MS: u32 = Tuning::DEFAULT.batch_wait.as_millis() as u32
 const DEFAULT_BLEND: f32 = 1.0;
 const DEFAULT_LIVE_POLICY: LivePolicy = LivePolicy::Block;
 const DEFAULT_POST_MESSAGES: bool = false;
+const DEFAULT_NOISE: NoiseChoice = NoiseChoice::Track;
+const DEFAULT_MODEL_NAME: &str = "gfpgan";
+/// Two requests outstanding: one answered while the next is on the wire and in the server.
+const DEFAULT_MAX_IN_FLIGHT: u32 = 2;
+const MAX_IN_FLIGHT_RANGE: RangeInclusive<u32> = 1..=32;
+const DEFAULT_SERVER_TIMEOUT_MS: u32 = 10_000;
 /// The frame rate assumed for the latency of a variable-rate stream (`framerate=0/1`, as from
 /// RTSP) until its caps' `max-framerate` or its first buffers tell the frame duration.
 const ASSUMED_FRAMERATE: gst::Fraction = gst::Fraction::from_integer(30);
@@ -100,6 +107,9 @@ impl Default for Settings {
                 mirror_landmarks: DEFAULT_MIRROR_LANDMARKS,
                 region: None,
                 full_frame_search: DEFAULT_FULL_FRAME_SEARCH,
+                // Set at start from `max-in-flight` when the network is a server's.
+                max_in_flight: 1,
+                stored_noise: DEFAULT_NOISE == NoiseChoice::Stored,
             },
             blend: DEFAULT_BLEND,
             live_policy: DEFAULT_LIVE_POLICY,
@@ -115,11 +125,25 @@ struct ModelSettings {
     face_models: Option<PathBuf>,
     device: String,
     engine: EngineChoice,
+    /// An inference server to restore on instead of `weights`.
+    server: Option<String>,
+    model_name: String,
+    max_in_flight: u32,
+    server_timeout_ms: u32,
 }
 
 impl Default for ModelSettings {
     fn default() -> Self {
-        Self { weights: None, face_models: None, device: DEFAULT_DEVICE.into(), engine: DEFAULT_ENGINE }
+        Self {
+            weights: None,
+            face_models: None,
+            device: DEFAULT_DEVICE.into(),
+            engine: DEFAULT_ENGINE,
+            server: None,
+            model_name: DEFAULT_MODEL_NAME.into(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            server_timeout_ms: DEFAULT_SERVER_TIMEOUT_MS,
+        }
     }
 }
 
@@ -162,6 +186,8 @@ struct State {
     in_workers: usize,
     /// The workers failed (a thread stopped): buffers are refused, none held.
     broken: bool,
+    /// The server failed the last frame (warned once until a frame is restored again).
+    server_failing: bool,
     /// For `framerate=0/1`: the caps' `max-framerate`, else the duration learnt from the first
     /// buffers (their duration, else the gap between the first two timestamps).
     variable_frame_duration: Option<gst::ClockTime>,
@@ -260,7 +286,7 @@ impl FaceRestore {
     /// Frames held at most before the oldest must leave: one batch being restored and one
     /// being gathered.
     fn frames_in_flight(settings: &Settings) -> usize {
-        settings.tuning.batch_size.max(1) + 1
+        settings.tuning.batch_size.max(1) * settings.tuning.max_in_flight.max(1) + 1
     }
 
     /// Frames given to the workers at most under `live-policy=passthrough`: those held, and as
@@ -293,16 +319,41 @@ impl FaceRestore {
     fn load_model(&self, wanted: &ModelSettings) -> Result<Option<Arc<SharedRestorer>>, gst::ErrorMessage> {
         let mut model = lock(&self.model);
         if let Some((loaded, restorer)) = model.as_ref() {
-            if (&loaded.weights, &loaded.device, loaded.engine) == (&wanted.weights, &wanted.device, wanted.engine) {
+            // Only the face models may differ: they are loaded by the stream, not here.
+            if *loaded == (ModelSettings { face_models: loaded.face_models.clone(), ..wanted.clone() }) {
                 return Ok(restorer.clone());
             }
         }
-        let restorer = match &wanted.weights {
-            None => {
+        let restorer = match (&wanted.server, &wanted.weights) {
+            (Some(server), _) => {
+                let timeout = Duration::from_millis(wanted.server_timeout_ms as u64);
+                let remote = RemoteNetwork::connect(server, &wanted.model_name, timeout)
+                    .map_err(|e| gst::error_msg!(gst::ResourceError::OpenReadWrite, ("{}", e.one_line())))?;
+                if !remote.takes_seeds() && !lock(&self.settings).tuning.stored_noise {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "model {} on {server} takes no noise_seed: faces get the server's noise (noise=stored matches it locally)",
+                        wanted.model_name
+                    );
+                }
+                let size = remote.face_size();
+                let network = SharedRestorer::concurrent(Arc::new(remote), wanted.max_in_flight as usize)
+                    .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e.one_line())))?;
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "restoring on {server}, model {} ({size} px faces), up to {} requests in flight",
+                    wanted.model_name,
+                    wanted.max_in_flight
+                );
+                Some(network)
+            }
+            (None, None) => {
                 gst::warning!(CAT, imp = self, "no weights set: faces are tracked but not restored");
                 None
             }
-            Some(path) => {
+            (None, Some(path)) => {
                 let dtype = gfpgan::candle::DType::F32;
                 let key = NetworkKey::new(path, &wanted.device, wanted.engine.into(), dtype);
                 let shared = SharedRestorer::open(&key, || {
@@ -324,7 +375,7 @@ impl FaceRestore {
                     "network #{} for {} ({} px faces) on {}, used by {} stream(s) so far",
                     shared.id(),
                     path.display(),
-                    shared.restorer().config().out_size,
+                    shared.face_size(),
                     wanted.device,
                     shared.streams()
                 );
@@ -344,7 +395,7 @@ impl FaceRestore {
             let mut guard = lock(&self.state);
             let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
             while let Ok(r) = state.stream.results().try_recv() {
-                self.take_result(state, r)?;
+                self.take_result(state, r, &settings)?;
             }
             let Some(front) = state.pending.front() else { return Ok(None) };
             let front_seq = front.seq;
@@ -377,7 +428,7 @@ impl FaceRestore {
                     Ok(r) => {
                         let mut guard = lock(&self.state);
                         let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
-                        self.take_result(state, r)?;
+                        self.take_result(state, r, &settings)?;
                     }
                     Err(_) => {
                         if let Some(state) = lock(&self.state).as_mut() {
@@ -395,11 +446,17 @@ impl FaceRestore {
         }
     }
 
-    fn take_result(&self, state: &mut State, r: gfpgan::Result<FrameResult>) -> Result<(), gst::FlowError> {
+    fn take_result(
+        &self,
+        state: &mut State,
+        r: gfpgan::Result<FrameResult>,
+        settings: &Settings,
+    ) -> Result<(), gst::FlowError> {
         match r {
             // Results of frames that already left (cancelled, or flushed) are dropped.
             Ok(r) => {
                 state.in_workers = state.in_workers.saturating_sub(1);
+                state.server_failing &= r.faces.iter().all(|f| f.restored.is_none());
                 if state.pending.iter().any(|p| p.seq == r.seq) {
                     state.results.insert(r.seq, r);
                 }
@@ -414,6 +471,20 @@ impl FaceRestore {
                     && state.pending.iter().any(|p| p.seq == frame)
                 {
                     state.results.insert(frame, FrameResult { seq: frame, faces: Vec::new(), cancelled: true });
+                }
+                // A live stream that may drop restoration outlives a server's failures: the
+                // frames leave unrestored, on time, with one warning until the server is back.
+                let remote = matches!(e.root(), gfpgan::Error::Remote(_));
+                if remote && settings.live_policy == LivePolicy::Passthrough && state.live == Some(true) {
+                    if !state.server_failing {
+                        state.server_failing = true;
+                        gst::element_imp_warning!(
+                            self,
+                            gst::ResourceError::Read,
+                            ("frames leave unrestored while the server fails: {}", e.one_line())
+                        );
+                    }
+                    return Ok(());
                 }
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("face restoration failed: {}", e.one_line()));
                 Err(gst::FlowError::Error)
@@ -588,6 +659,37 @@ impl ObjectImpl for FaceRestore {
                     .blurb("Implementation of the network: auto (the NHWC engine on the CPU, candle on CUDA), candle (the reference port), nhwc (CPU only)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("server")
+                    .nick("Server")
+                    .blurb("Restore on this inference server instead of with weights: host:port or http://host:port of any Open Inference Protocol (KServe v2) gRPC endpoint (gfpgan serve, Triton, KServe); its model takes FP32 [N,3,S,S] faces")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("model-name")
+                    .nick("Model name")
+                    .blurb("The model to ask on the server")
+                    .default_value(Some(DEFAULT_MODEL_NAME))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-in-flight")
+                    .nick("Requests in flight")
+                    .blurb("Requests of batch-size faces outstanding at the server at once (frames held: batch-size x max-in-flight + 1)")
+                    .minimum(*MAX_IN_FLIGHT_RANGE.start())
+                    .maximum(*MAX_IN_FLIGHT_RANGE.end())
+                    .default_value(DEFAULT_MAX_IN_FLIGHT)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("server-timeout")
+                    .nick("Server timeout")
+                    .blurb("Milliseconds to connect to the server, and for each request's answer; past it the frames fail (or, with live-policy=passthrough, leave unrestored)")
+                    .minimum(1)
+                    .default_value(DEFAULT_SERVER_TIMEOUT_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("noise", DEFAULT_NOISE)
+                    .nick("Noise")
+                    .blurb("The decoder noise of each face: track (drawn from its track id, steady across frames) or stored (the checkpoint's maps, as the official code without random noise)")
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
                     .blurb("Most faces per network pass, gathered from the frames in flight (frames held: batch-size + 1)")
@@ -697,7 +799,17 @@ impl ObjectImpl for FaceRestore {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let name = pspec.name();
-        if matches!(name, "weights" | "face-models" | "device" | "engine") {
+        if matches!(
+            name,
+            "weights"
+                | "face-models"
+                | "device"
+                | "engine"
+                | "server"
+                | "model-name"
+                | "max-in-flight"
+                | "server-timeout"
+        ) {
             if self.obj().current_state() > gst::State::Ready {
                 gst::warning!(CAT, imp = self, "{name} can only change in the NULL or READY state; ignored");
                 return;
@@ -725,6 +837,28 @@ impl ObjectImpl for FaceRestore {
                     let engine = value.get().expect("type checked upstream");
                     self.log_change(name, format_args!("{:?}", m.engine), format_args!("{engine:?}"));
                     m.engine = engine;
+                }
+                "server" => {
+                    let server =
+                        value.get::<Option<String>>().expect("type checked upstream").filter(|s| !s.is_empty());
+                    self.log_change(name, format_args!("{:?}", m.server), format_args!("{server:?}"));
+                    m.server = server;
+                }
+                "model-name" => {
+                    let model = value.get::<Option<String>>().expect("type checked upstream");
+                    let model = model.unwrap_or_else(|| DEFAULT_MODEL_NAME.into());
+                    self.log_change(name, &m.model_name, &model);
+                    m.model_name = model;
+                }
+                "max-in-flight" => {
+                    let n = value.get().expect("type checked upstream");
+                    self.log_change(name, m.max_in_flight, n);
+                    m.max_in_flight = n;
+                }
+                "server-timeout" => {
+                    let ms = value.get().expect("type checked upstream");
+                    self.log_change(name, format_args!("{} ms", m.server_timeout_ms), format_args!("{ms} ms"));
+                    m.server_timeout_ms = ms;
                 }
                 _ => unreachable!(),
             }
@@ -797,6 +931,12 @@ impl ObjectImpl for FaceRestore {
                 self.log_change(name, s.tuning.mirror_landmarks, mirror);
                 s.tuning.mirror_landmarks = mirror;
             }
+            "noise" => {
+                let noise: NoiseChoice = value.get().expect("type checked upstream");
+                let was = if s.tuning.stored_noise { NoiseChoice::Stored } else { NoiseChoice::Track };
+                self.log_change(name, format_args!("{was:?}"), format_args!("{noise:?}"));
+                s.tuning.stored_noise = noise == NoiseChoice::Stored;
+            }
             "live-policy" => {
                 let policy = value.get().expect("type checked upstream");
                 self.log_change(name, format_args!("{:?}", s.live_policy), format_args!("{policy:?}"));
@@ -827,6 +967,11 @@ impl ObjectImpl for FaceRestore {
             "face-models" => path(&m.face_models).to_value(),
             "device" => m.device.to_value(),
             "engine" => m.engine.to_value(),
+            "server" => m.server.to_value(),
+            "model-name" => m.model_name.to_value(),
+            "max-in-flight" => m.max_in_flight.to_value(),
+            "server-timeout" => m.server_timeout_ms.to_value(),
+            "noise" => (if s.tuning.stored_noise { NoiseChoice::Stored } else { NoiseChoice::Track }).to_value(),
             "batch-size" => (s.tuning.batch_size as u32).to_value(),
             "batch-wait" => (s.tuning.batch_wait.as_millis() as u32).to_value(),
             "detection-interval" => s.tuning.detection_interval.to_value(),
@@ -902,7 +1047,11 @@ impl BaseTransformImpl for FaceRestore {
         let model = lock(&self.model_settings).clone();
         let network = self.load_model(&model)?;
         let face_models = model.face_models();
-        let tuning = lock(&self.settings).tuning;
+        let tuning = {
+            let mut s = lock(&self.settings);
+            s.tuning.max_in_flight = if model.server.is_some() { model.max_in_flight as usize } else { 1 };
+            s.tuning
+        };
         let stream = StreamRestorer::start(face_models.clone(), network, tuning).map_err(|e| {
             gst::error_msg!(
                 gst::ResourceError::OpenRead,
@@ -923,6 +1072,7 @@ impl BaseTransformImpl for FaceRestore {
             live: None,
             in_workers: 0,
             broken: false,
+            server_failing: false,
             variable_frame_duration: None,
             first_pts: None,
             counts: Counts::default(),

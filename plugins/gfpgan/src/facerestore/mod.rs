@@ -50,6 +50,20 @@ pub enum LivePolicy {
     Passthrough = 1,
 }
 
+/// The decoder noise each face gets (the element's default is its `DEFAULT_NOISE`).
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstFaceRestoreNoise")]
+pub enum NoiseChoice {
+    /// Drawn from the face's track id: a face keeps its noise from frame to frame.
+    #[enum_value(name = "Track: noise drawn from each track's id", nick = "track")]
+    Track = 0,
+    /// The checkpoint's stored maps for every face, as the official code without random noise
+    /// (and what a server's model without a noise_seed input uses).
+    #[enum_value(name = "Stored: the checkpoint's noise maps", nick = "stored")]
+    Stored = 1,
+}
+
 /// Which implementation runs the network (see the library's `Engine`; the element's default is
 /// its `DEFAULT_ENGINE`).
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum)]
