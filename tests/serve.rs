@@ -392,3 +392,26 @@ fn a_bounded_load_test_gets_every_answer_right_and_batches_the_clients() {
     assert!(e.to_string().contains("loopback only"), "{e}");
     server.shutdown().unwrap();
 }
+
+/// Against a real Triton serving the official PyTorch GFPGANv1Clean on the same checkpoint
+/// (tests/serve/run.sh starts it and sets `GFPGAN_TRITON_GRPC`): the client the element uses
+/// gets the faces the library restores here, within 1e-3 of the 8-bit range.
+#[test]
+#[ignore = "needs Triton: tests/serve/run.sh"]
+fn triton_serving_the_official_model_answers_as_the_library() {
+    let addr = std::env::var("GFPGAN_TRITON_GRPC").expect("GFPGAN_TRITON_GRPC=host:port of Triton's gRPC");
+    let remote = RemoteNetwork::connect(&addr, "gfpgan", Duration::from_secs(60)).unwrap();
+    assert_eq!(remote.face_size(), S);
+    assert!(!remote.takes_seeds(), "the official model has no noise_seed input");
+    let (crops, _) = faces(3, 11);
+    let got = remote.restore_faces(&crops, &[None, None, None]).unwrap();
+    let want = restore_crops(&a64_restorer(), &crops, 3, FaceNoise::PerFace(&[None, None, None])).unwrap();
+    let worst = got
+        .iter()
+        .zip(&want)
+        .flat_map(|(a, b)| a.data.iter().zip(&b.data))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!("Triton (official PyTorch) against the library: {worst:.6} levels");
+    assert!(worst <= 0.255, "{worst} levels apart");
+}

@@ -12,10 +12,10 @@ use std::time::Duration;
 use gfpgan::frame::{Rgb, to_u8};
 use gfpgan::restore::{FaceNoise, SharedRestorer, restore_crops};
 use gfpgan::serve::load::{self, Case, LoadOptions};
-use gfpgan::serve::{BatchOptions, ServeOptions, Server};
+use gfpgan::serve::{ServeOptions, Server};
 use gfpgan::{Error, Result};
 
-use super::common::{RunArgs, check_arg};
+use super::common::{BatchArgs, RunArgs, check_arg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,13 +40,9 @@ pub struct Args {
     /// Different requests the clients cycle through.
     #[arg(long, default_value_t = 8)]
     distinct: usize,
-    /// The in-process server's batching (see `gfpgan serve`).
-    #[arg(long, default_value_t = BatchOptions::default().max_batch)]
-    max_batch: usize,
-    #[arg(long, default_value_t = BatchOptions::default().max_delay.as_millis() as u64)]
-    max_delay: u64,
-    #[arg(long, default_value_t = BatchOptions::default().max_queue)]
-    max_queue: usize,
+    /// The in-process server's batching.
+    #[command(flatten)]
+    batch: BatchArgs,
     /// Print the report as one JSON line.
     #[arg(long)]
     json: bool,
@@ -80,12 +76,7 @@ pub fn run(args: Args) -> Result<()> {
     let restorer = Arc::new(args.run.load(&args.weights)?);
     eprintln!("computing the expected answers of {} requests", args.distinct);
     let cases = (0..args.distinct).map(|k| case(&restorer, k, args.faces_per_request)).collect::<Result<Vec<_>>>()?;
-    let batch = BatchOptions {
-        max_batch: args.max_batch,
-        max_delay: Duration::from_millis(args.max_delay),
-        max_queue: args.max_queue,
-        ..Default::default()
-    };
+    let batch = args.batch.options()?;
     let server = match args.server {
         Some(_) => None,
         None => {

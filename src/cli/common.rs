@@ -7,6 +7,7 @@ use clap::ValueEnum;
 
 use gfpgan::analyze::{AnalyzerOptions, Face};
 use gfpgan::files::write_atomically;
+use gfpgan::serve::BatchOptions;
 use gfpgan::{Engine, Error, Restorer, Result};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,6 +64,34 @@ impl RunArgs {
     pub fn load(&self, weights: &Path) -> Result<Restorer> {
         let device = gfpgan::device::open(&self.device)?;
         Restorer::load(weights, &device, self.dtype.into(), self.engine.into())
+    }
+}
+
+/// The server's dynamic batching, for `serve` and `bench-serve`.
+#[derive(clap::Args)]
+pub struct BatchArgs {
+    /// Most faces per network pass, gathered across concurrent requests.
+    #[arg(long, default_value_t = BatchOptions::default().max_batch)]
+    pub max_batch: usize,
+    /// Milliseconds a pass may wait for more faces before running with those it has.
+    #[arg(long, default_value_t = BatchOptions::default().max_delay.as_millis() as u64)]
+    pub max_delay: u64,
+    /// Faces accepted and not yet restored; beyond it requests get 503 / UNAVAILABLE.
+    #[arg(long, default_value_t = BatchOptions::default().max_queue)]
+    pub max_queue: usize,
+}
+
+impl BatchArgs {
+    pub fn options(&self) -> Result<BatchOptions> {
+        check_arg(self.max_batch >= 1, "max-batch", "at least 1", self.max_batch)?;
+        check_arg(self.max_queue >= self.max_batch, "max-queue", "at least max-batch", self.max_queue)?;
+        check_arg(self.max_delay <= 10_000, "max-delay", "at most 10000 ms", self.max_delay)?;
+        Ok(BatchOptions {
+            max_batch: self.max_batch,
+            max_delay: std::time::Duration::from_millis(self.max_delay),
+            max_queue: self.max_queue,
+            ..Default::default()
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use gfpgan::Result;
 use gfpgan::restore::SharedRestorer;
 use gfpgan::serve::{BatchOptions, ServeOptions, Server};
 
-use super::common::{RunArgs, check_arg};
+use super::common::{BatchArgs, RunArgs, check_arg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -28,15 +28,8 @@ pub struct Args {
     /// The model's name on the protocol.
     #[arg(long, default_value = "gfpgan")]
     model_name: String,
-    /// Most faces per network pass, gathered across concurrent requests.
-    #[arg(long, default_value_t = BatchOptions::default().max_batch)]
-    max_batch: usize,
-    /// Milliseconds a pass may wait for more faces before running with those it has.
-    #[arg(long, default_value_t = BatchOptions::default().max_delay.as_millis() as u64)]
-    max_delay: u64,
-    /// Faces accepted and not yet restored; beyond it requests get 503 / UNAVAILABLE.
-    #[arg(long, default_value_t = BatchOptions::default().max_queue)]
-    max_queue: usize,
+    #[command(flatten)]
+    batch: BatchArgs,
     /// Seconds a request may wait for its faces (504 / DEADLINE_EXCEEDED after).
     #[arg(long, default_value_t = BatchOptions::default().timeout.as_secs())]
     timeout: u64,
@@ -52,8 +45,6 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    check_arg(args.max_batch >= 1, "max-batch", "at least 1", args.max_batch)?;
-    check_arg(args.max_queue >= args.max_batch, "max-queue", "at least max-batch", args.max_queue)?;
     check_arg(args.timeout >= 1, "timeout", "at least 1 second", args.timeout)?;
     check_arg((1..=4096).contains(&args.max_body_mib), "max-body-mib", "in 1..4096", args.max_body_mib)?;
     check_arg(args.threads >= 1, "threads", "at least 1", args.threads)?;
@@ -64,12 +55,7 @@ pub fn run(args: Args) -> Result<()> {
         http: args.listen,
         grpc: Some(args.grpc_listen),
         model_name: args.model_name,
-        batch: BatchOptions {
-            max_batch: args.max_batch,
-            max_delay: Duration::from_millis(args.max_delay),
-            max_queue: args.max_queue,
-            timeout: Duration::from_secs(args.timeout),
-        },
+        batch: BatchOptions { timeout: Duration::from_secs(args.timeout), ..args.batch.options()? },
         max_body: (args.max_body_mib as usize) << 20,
         face_models: args.face_models,
         threads: args.threads,

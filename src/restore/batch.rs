@@ -73,6 +73,12 @@ fn check_seeds(noise: FaceNoise, faces: usize) -> Result<()> {
 /// Square RGB faces to the network's input: `(n, 3, s, s)` with values in [-1, 1].
 pub fn faces_to_tensor(faces: &[Rgb]) -> Result<Tensor> {
     let s = faces.first().map(|f| f.w).ok_or_else(|| Error::Input("no faces".into()))?;
+    Ok(Tensor::from_vec(faces_to_nchw(faces, s)?, (faces.len(), 3, s, s), &Device::Cpu)?)
+}
+
+/// `s`-square RGB faces (0..255) as the network's planes, `n x 3 x s x s` values in [-1, 1]
+/// (also what the server and its client send as FP32).
+pub fn faces_to_nchw(faces: &[Rgb], s: usize) -> Result<Vec<f32>> {
     let mut data = Vec::with_capacity(faces.len() * 3 * s * s);
     for face in faces {
         if face.w != s || face.h != s {
@@ -82,26 +88,33 @@ pub fn faces_to_tensor(faces: &[Rgb]) -> Result<Tensor> {
             data.extend(face.data.chunks_exact(3).map(|p| p[k] / 127.5 - 1.0));
         }
     }
-    Ok(Tensor::from_vec(data, (faces.len(), 3, s, s), &Device::Cpu)?)
+    Ok(data)
+}
+
+/// Planes of `h x w` faces (`n x 3 x h x w` values about [-1, 1]) back to RGB faces on the
+/// 0..255 scale; `clamp`: to that range first, as the official code clamps its output.
+pub fn nchw_to_faces(planes: &[f32], (h, w): (usize, usize), clamp: bool) -> Vec<Rgb> {
+    planes
+        .chunks_exact(3 * h * w)
+        .map(|face| {
+            let plane = |k: usize| &face[k * h * w..(k + 1) * h * w];
+            let (r, g, b) = (plane(0), plane(1), plane(2));
+            let level = |v: f32| (if clamp { v.clamp(-1.0, 1.0) } else { v } + 1.0) * 127.5;
+            let data = (0..h * w).flat_map(|p| [r[p], g[p], b[p]]).map(level).collect();
+            Rgb { w, h, data }
+        })
+        .collect()
 }
 
 /// The network's output back to RGB faces on the 0..255 scale (clamped to that range, as the
 /// official code clamps to [-1, 1]).
 pub fn tensor_to_faces(t: &Tensor) -> Result<Vec<Rgb>> {
-    let (n, c, h, w) = t.dims4()?;
+    let (_, c, h, w) = t.dims4()?;
     if c != 3 {
         return Err(Error::Input(format!("expected 3 channels, got {c}")));
     }
     let planes = t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-    Ok((0..n)
-        .map(|i| {
-            let plane = |k: usize| &planes[(i * 3 + k) * h * w..][..h * w];
-            let (r, g, b) = (plane(0), plane(1), plane(2));
-            let data =
-                (0..h * w).flat_map(|p| [r[p], g[p], b[p]]).map(|v| (v.clamp(-1.0, 1.0) + 1.0) * 127.5).collect();
-            Rgb { w, h, data }
-        })
-        .collect())
+    Ok(nchw_to_faces(&planes, (h, w), true))
 }
 
 #[cfg(test)]

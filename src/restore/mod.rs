@@ -10,7 +10,7 @@ mod queue;
 mod restorer;
 pub mod shared;
 
-pub use batch::{FaceNoise, restore_crops, restore_tensor};
+pub use batch::{FaceNoise, faces_to_nchw, nchw_to_faces, restore_crops, restore_tensor};
 pub use noise::NoiseMode;
 pub use queue::QueuedFace;
 pub use restorer::{Engine, Restorer};

@@ -231,7 +231,7 @@ impl SharedRestorer {
         self.streams.load(Ordering::SeqCst)
     }
 
-    /// A new stream of faces: its number for `restore`, counted in `streams` until dropped.
+    /// A new stream of faces: its number for `submit`, counted in `streams` until dropped.
     pub fn attach(self: &Arc<Self>) -> StreamSlot {
         static NEXT_STREAM: AtomicU64 = AtomicU64::new(1);
         self.streams.fetch_add(1, Ordering::SeqCst);
@@ -243,22 +243,11 @@ impl SharedRestorer {
         registry().values().filter(|slot| lock(slot).strong_count() > 0).count()
     }
 
-    /// Restores `faces` of `stream` and waits for them: in passes of at most `max_batch` faces
-    /// (the largest of the waiting streams' batch sizes), a pass waiting up to `max_wait` for
-    /// faces of other streams to fill it. Faces of frames below `cancel_below` come back `None`.
-    pub fn restore(
-        &self,
-        stream: u64,
-        faces: Vec<QueuedFace>,
-        max_batch: usize,
-        max_wait: Duration,
-        cancel_below: Option<Arc<AtomicU64>>,
-    ) -> Result<Vec<Option<Rgb>>> {
-        self.submit(stream, faces, max_batch, max_wait, cancel_below)?.wait()
-    }
-
-    /// `restore` without waiting: the answer comes through the returned handle, so that a
-    /// caller can keep several requests in flight.
+    /// Sends `faces` of `stream` to be restored; the answer comes through the returned handle
+    /// (so that a caller can keep several requests in flight). A batching worker runs passes of
+    /// at most `max_batch` faces (the largest of the waiting streams' batch sizes), a pass
+    /// waiting up to `max_wait` for faces of other streams to fill it. Faces of frames below
+    /// `cancel_below` come back `None`.
     pub fn submit(
         &self,
         stream: u64,
@@ -315,17 +304,6 @@ impl StreamSlot {
         cancel_below: Option<Arc<AtomicU64>>,
     ) -> Result<PendingFaces> {
         self.network.submit(self.stream, faces, max_batch, max_wait, cancel_below)
-    }
-
-    /// `SharedRestorer::restore` for this stream.
-    pub fn restore(
-        &self,
-        faces: Vec<QueuedFace>,
-        max_batch: usize,
-        max_wait: Duration,
-        cancel_below: Option<Arc<AtomicU64>>,
-    ) -> Result<Vec<Option<Rgb>>> {
-        self.network.restore(self.stream, faces, max_batch, max_wait, cancel_below)
     }
 }
 

@@ -16,7 +16,7 @@ use super::proto::{ModelInferRequest, ModelMetadataRequest, ModelReadyRequest};
 use super::tensor::Tensor;
 use crate::error::{Error, Result};
 use crate::frame::Rgb;
-use crate::restore::FaceNetwork;
+use crate::restore::{FaceNetwork, faces_to_nchw, nchw_to_faces};
 
 pub struct RemoteNetwork {
     url: String,
@@ -102,18 +102,7 @@ impl RemoteNetwork {
 
     fn request(&self, crops: &[Rgb], seeds: &[Option<u64>]) -> Result<ModelInferRequest> {
         let s = self.size;
-        let mut faces = Vec::with_capacity(crops.len() * 3 * s * s * 4);
-        for crop in crops {
-            if crop.w != s || crop.h != s {
-                return Err(Error::Input(format!(
-                    "faces must be {s}x{s} for model {:?}, got {}x{}",
-                    self.model, crop.w, crop.h
-                )));
-            }
-            for k in 0..3 {
-                faces.extend(crop.data.chunks_exact(3).flat_map(|p| (p[k] / 127.5 - 1.0).to_le_bytes()));
-            }
-        }
+        let faces: Vec<u8> = faces_to_nchw(crops, s)?.iter().flat_map(|v| v.to_le_bytes()).collect();
         let n = crops.len() as i64;
         let tensor = |name: &str, datatype: &str, shape: Vec<i64>| InferInputTensor {
             name: name.into(),
@@ -177,18 +166,7 @@ impl FaceNetwork for RemoteNetwork {
         .map_err(|e| remote(format!("bad answer: {e}")))?;
         let (n, s) = (crops.len(), self.size);
         match (&tensor.data, tensor.shape.as_slice()) {
-            (super::tensor::Elements::F32(v), shape) if shape == [n, 3, s, s] => Ok(v
-                .chunks_exact(3 * s * s)
-                .map(|face| {
-                    let plane = |k: usize| &face[k * s * s..(k + 1) * s * s];
-                    let (r, g, b) = (plane(0), plane(1), plane(2));
-                    let data = (0..s * s)
-                        .flat_map(|p| [r[p], g[p], b[p]])
-                        .map(|v| (v.clamp(-1.0, 1.0) + 1.0) * 127.5)
-                        .collect();
-                    Rgb { w: s, h: s, data }
-                })
-                .collect()),
+            (super::tensor::Elements::F32(v), shape) if shape == [n, 3, s, s] => Ok(nchw_to_faces(v, (s, s), true)),
             _ => Err(remote(format!(
                 "the answer is {} {:?}, expected FP32 [{n}, 3, {s}, {s}]",
                 tensor.datatype().name(),

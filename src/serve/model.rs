@@ -12,6 +12,7 @@ use super::batcher::Batcher;
 use super::error::ServeError;
 use super::tensor::{Datatype, Elements, Tensor};
 use crate::frame::{Rgb, to_u8};
+use crate::restore::{faces_to_nchw, nchw_to_faces};
 
 pub const INPUT: &str = "input";
 pub const NOISE_SEED: &str = "noise_seed";
@@ -135,13 +136,7 @@ impl FaceModel {
                 if v.iter().any(|x| !x.is_finite()) {
                     return Err(ServeError::bad(format!("input {INPUT:?} holds NaN or infinite values")));
                 }
-                let crops = v.chunks_exact(3 * s * s).map(|face| {
-                    let plane = |k: usize| &face[k * s * s..(k + 1) * s * s];
-                    let (r, g, b) = (plane(0), plane(1), plane(2));
-                    let data = (0..s * s).flat_map(|p| [r[p], g[p], b[p]]).map(|x| (x + 1.0) * 127.5).collect();
-                    Rgb { w: s, h: s, data }
-                });
-                Ok((crops.collect(), Datatype::Fp32))
+                Ok((nchw_to_faces(v, (s, s), false), Datatype::Fp32))
             }
             _ => Err(wrong()),
         }
@@ -152,15 +147,7 @@ impl FaceModel {
 fn output(faces: &[Rgb], layout: Datatype, s: usize) -> Tensor {
     let n = faces.len();
     let (shape, data) = match layout {
-        Datatype::Fp32 => {
-            let mut data = Vec::with_capacity(n * 3 * s * s);
-            for face in faces {
-                for k in 0..3 {
-                    data.extend(face.data.chunks_exact(3).map(|p| p[k] / 127.5 - 1.0));
-                }
-            }
-            (vec![n, 3, s, s], Elements::F32(data))
-        }
+        Datatype::Fp32 => (vec![n, 3, s, s], Elements::F32(faces_to_nchw(faces, s).expect("restored faces are s x s"))),
         _ => (vec![n, s, s, 3], Elements::U8(faces.iter().flat_map(|f| f.data.iter().map(|&v| to_u8(v))).collect())),
     };
     Tensor { name: OUTPUT.into(), shape, data }

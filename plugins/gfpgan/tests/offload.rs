@@ -167,3 +167,32 @@ fn a_server_that_goes_away_fails_the_stream_with_the_reason_or_is_passed_through
         let _ = Duration::ZERO;
     }
 }
+
+/// The element against a real Triton serving the official PyTorch GFPGANv1Clean on the same
+/// checkpoint (tests/serve/run.sh starts it and sets `GFPGAN_TRITON_GRPC`), with the stored
+/// noise the official model uses: the frames equal the element's local restoration.
+#[test]
+#[ignore = "needs Triton: tests/serve/run.sh"]
+fn frames_restored_on_triton_equal_local_ones() {
+    init();
+    let addr = std::env::var("GFPGAN_TRITON_GRPC").expect("GFPGAN_TRITON_GRPC=host:port of Triton's gRPC");
+    let input = frames(8);
+    let stored = ("noise", gstgfpgan::NoiseChoice::Stored.to_value());
+    let mut local = harness(&[stored.clone()]);
+    let local_out = run(&mut local, &input);
+    let mut remote = harness(&[("server", addr.to_value()), stored]);
+    let remote_out = run(&mut remote, &input);
+    assert_eq!(remote_out.len(), input.len());
+    assert!(restored(&local) >= 6);
+    assert_eq!(restored(&remote), restored(&local));
+    let diffs: Vec<u8> = local_out
+        .iter()
+        .zip(&remote_out)
+        .flat_map(|(a, b)| bytes(a).into_iter().zip(bytes(b)))
+        .map(|(p, q)| p.abs_diff(q))
+        .collect();
+    let worst = diffs.iter().copied().max().unwrap();
+    let differing = diffs.iter().filter(|&&d| d > 0).count();
+    eprintln!("element on Triton against local: worst {worst} level, {differing} of {} bytes differ", diffs.len());
+    assert!(worst <= 1, "{worst} levels apart");
+}
