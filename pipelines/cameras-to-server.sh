@@ -9,7 +9,8 @@
 #   pipelines/cameras-to-server.sh [CAMERAS]
 #   env: FRAMES=50 SIZE=640x360 FPS=25 FACES=1 SERVER= HTTP= (the server's HTTP address, for
 #        /metrics) MAX_BATCH=8 MAX_DELAY=5 (for the server started here), LOCAL=1 (the same
-#        cameras with local networks instead, for comparison), FACERESTORE_OPTS
+#        cameras with local networks instead, for comparison), SERVER_TIMEOUT=10000 (ms; a
+#        server slower than that fails the camera's stream), FACERESTORE_OPTS
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 CAMERAS="${1:-4}" FRAMES="${FRAMES:-50}" SIZE="${SIZE:-640x360}" FPS="${FPS:-25}" FACES="${FACES:-1}"
@@ -35,7 +36,7 @@ if [ "${LOCAL:-0}" = 1 ]; then
   target="$FACERESTORE"
   echo "$CAMERAS cameras, each with its own local network ($WEIGHTS on ${DEVICE:-cpu})"
 else
-  target="facerestore server=$SERVER face-models=$FACE_MODELS ${FACERESTORE_OPTS:-}"
+  target="facerestore server=$SERVER server-timeout=${SERVER_TIMEOUT:-10000} face-models=$FACE_MODELS ${FACERESTORE_OPTS:-}"
   echo "$CAMERAS cameras restoring on $SERVER"
 fi
 
@@ -49,20 +50,23 @@ cams=()
 for k in $(seq 1 "$CAMERAS"); do
   ( t0=$(date +%s.%N)
     gst-launch-1.0 -q multifilesrc location="$work/cam$k/%05d.png" caps="image/png,framerate=$FPS/1" ! pngdec ! \
-      videoconvert ! video/x-raw,format=RGBx ! clocksync ! $target ! fakesink
+      videoconvert ! video/x-raw,format=RGBx ! clocksync ! $target ! fakesink >"$work/cam$k.log" 2>&1 ||
+      { echo "camera $k: failed: $(grep -m1 -i error "$work/cam$k.log")"; exit 1; }
     t1=$(date +%s.%N)
     echo "camera $k: $FRAMES frames in $(printf %.1f "$(echo "$t1 - $t0" | bc -l)") s =" \
       "$(printf %.2f "$(echo "$FRAMES / ($t1 - $t0)" | bc -l)") fps" ) &
   cams+=($!)
 done
-for p in "${cams[@]}"; do wait "$p"; done
+failed=0
+for p in "${cams[@]}"; do wait "$p" || failed=$((failed + 1)); done
 secs=$(echo "$(date +%s.%N) - $start" | bc -l)
 echo "all cameras: $((CAMERAS * FRAMES)) frames in $(printf %.1f "$secs") s"
 if [ -n "${HTTP:-}" ]; then
   curl -s "http://$HTTP/metrics" | awk '
     /^gfpgan_faces_total/ { faces = $2 }
     /^gfpgan_batch_faces_sum/ { s = $2 } /^gfpgan_batch_faces_count/ { n = $2 }
-    /^gfpgan_requests_total.*ModelInfer.*code="200"/ { ok += $2 }
+    /^gfpgan_requests_total.*ModelInfer/ && /code="200"/ { ok += $2 }
     /^gfpgan_requests_total.*ModelInfer/ && !/code="200"/ { bad += $2 }
     END { printf "server: %d infer requests answered (%d failed), %d faces, %d passes of %.2f faces on average\n", ok, bad, faces, n, (n ? s / n : 0) }'
 fi
+[ "$failed" = 0 ] || { echo "$failed camera(s) failed" >&2; exit 1; }

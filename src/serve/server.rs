@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use axum::serve::ListenerExt;
 use tokio::sync::watch;
 
 use super::batcher::{BatchOptions, Batcher};
@@ -101,12 +102,17 @@ impl Server {
                     let until = |mut rx: watch::Receiver<bool>| async move {
                         let _ = rx.wait_for(|stop| *stop).await;
                     };
-                    let http = axum::serve(tokio::net::TcpListener::from_std(http_listener)?, app)
-                        .with_graceful_shutdown(until(stopped.clone()));
+                    let http_listener = tokio::net::TcpListener::from_std(http_listener)?.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    let http = axum::serve(http_listener, app).with_graceful_shutdown(until(stopped.clone()));
                     let grpc = async {
                         let Some(listener) = grpc_listener else { return Ok(()) };
+                        // Without TCP_NODELAY an answer's last segment can wait for the client's
+                        // delayed ACK (tens of ms a request).
                         let incoming =
-                            tonic::transport::server::TcpIncoming::from(tokio::net::TcpListener::from_std(listener)?);
+                            tonic::transport::server::TcpIncoming::from(tokio::net::TcpListener::from_std(listener)?)
+                                .with_nodelay(Some(true));
                         let service = GrpcInferenceServiceServer::new(service)
                             .max_decoding_message_size(max_body)
                             .max_encoding_message_size(usize::MAX);
