@@ -3,6 +3,7 @@ client (tritonclient.http and tritonclient.grpc), against the official PyTorch f
 
   tritonclient_check.py --http 127.0.0.1:PORT --grpc 127.0.0.1:PORT --weights CKPT [--model gfpgan]
                         [--config NAME] [--uint8 [--uint8-model NAME]] [--timeout 300]
+  tritonclient_check.py --http ... --grpc ... --reference tests/fixtures/a64_io.safetensors [--uint8]
 
 Works against any server with this contract (`gfpgan serve`, or tests/serve/triton_gfpgan.py):
 input `input` FP32 [-1, 3, S, S] RGB in [-1, 1]; output `output` FP32 of the same shape, the raw
@@ -15,6 +16,12 @@ refused with InferenceServerException (4xx on HTTP). With --uint8 also UINT8 [N,
 expecting UINT8 [N, S, S, 3] back within 1 level of the official forward on x/127.5-1, clamped,
 (v+1)*127.5 rounded. Prints one line per check; exits 1 if any failed.
 Run with the interpreter from tests/serve/setup.sh.
+
+With --reference IO.safetensors instead of --weights, no PyTorch is needed (tests/serve/ci.sh,
+in CI): the faces are the fixture's `input` and the reference its `output`, the official forward
+that tests/parity/make_fixtures.py computed with gfpgan 1.3.8's code (float64, stored noise). The
+UINT8 faces then have no official answer; their answers are checked against the same server's
+FP32 answer for the same faces (x/127.5-1), clamped and rounded, within 1 level.
 """
 import argparse
 import os
@@ -24,7 +31,6 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import official_model  # noqa: E402
 
 import tritonclient.grpc as grpcclient  # noqa: E402
 import tritonclient.http as httpclient  # noqa: E402
@@ -60,7 +66,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--http", required=True, help="HOST:PORT of the HTTP/REST endpoint")
     ap.add_argument("--grpc", required=True, help="HOST:PORT of the gRPC endpoint")
-    ap.add_argument("--weights", required=True)
+    ap.add_argument("--weights", help="the checkpoint the server serves (the reference is computed here)")
+    ap.add_argument("--reference", help="an io fixture (input, output) instead of --weights: no PyTorch")
     ap.add_argument("--config", help="configuration name (default: inferred from the checkpoint)")
     ap.add_argument("--model", default="gfpgan")
     ap.add_argument("--uint8", action="store_true", help="also check UINT8 NHWC faces")
@@ -69,14 +76,26 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 
-    model, cfg, size = official_model.load(args.weights, args.config)
-    print(f"reference: {args.weights} config {cfg}, S={size}", flush=True)
+    if bool(args.weights) == bool(args.reference):
+        ap.error("give --weights or --reference")
+    if args.reference:
+        from safetensors.numpy import load_file
+        io = load_file(args.reference)
+        model, size = None, io["input"].shape[-1]
+        print(f"reference: {args.reference} (official outputs), S={size}", flush=True)
+    else:
+        import official_model
+        model, cfg, size = official_model.load(args.weights, args.config)
+        print(f"reference: {args.weights} config {cfg}, S={size}", flush=True)
     http = httpclient.InferenceServerClient(args.http, connection_timeout=args.timeout,
                                             network_timeout=args.timeout)
     grpc = grpcclient.InferenceServerClient(args.grpc)
     rng = np.random.default_rng(args.seed)
-    x = (rng.random((2, 3, size, size), dtype=np.float32) * 2 - 1).astype(np.float32)
-    want = official_model.forward(model, x)
+    if model is None:
+        x, want = io["input"].astype(np.float32), io["output"].astype(np.float64)
+    else:
+        x = (rng.random((2, 3, size, size), dtype=np.float32) * 2 - 1).astype(np.float32)
+        want = official_model.forward(model, x)
     print(f"reference output range [{want.min():.3f}, {want.max():.3f}]", flush=True)
 
     def health():
@@ -175,7 +194,13 @@ def main():
     if args.uint8:
         u8_model = args.uint8_model or args.model
         faces = rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8)
-        want_u8 = official_model.forward_uint8(model, faces)
+        if model is None:
+            # No official answer for these faces: the server's own FP32 answer, as pixels.
+            as_f32 = (faces.astype(np.float32) / 127.5 - 1).transpose(0, 3, 1, 2).copy()
+            out, _ = infer_grpc(as_f32, "FP32")
+            want_u8 = np.round((np.clip(out, -1, 1) + 1) * 127.5).astype(np.uint8).transpose(0, 2, 3, 1)
+        else:
+            want_u8 = official_model.forward_uint8(model, faces)
 
         def compare_u8(got, datatype):
             expect(datatype == "UINT8", f"output datatype {datatype}")
