@@ -3,7 +3,7 @@
 # on loopback, light enough for CI: no PyTorch; the reference is the committed official output
 # of tests/fixtures/a64_io.safetensors (see tritonclient_check.py --reference). .ci/run runs it
 # after the tests; tests/serve/run.sh does the full set (a real Triton, the official model live).
-# Makes a small venv (tritonclient, numpy, safetensors; about 40 MB) the first time.
+# Makes a small venv (tritonclient, numpy, safetensors; about 200 MB) the first time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 VENV="${GFPGAN_TRITONCLIENT_VENV:-$HOME/.cache/gfpgan-tritonclient/venv}"
