@@ -63,6 +63,11 @@ pub struct PackedLayout {
 }
 
 impl PackedLayout {
+    /// Plain RGB rows of `w` pixels, nothing between them (an image file's or a tensor's).
+    pub fn rgb(w: usize) -> Self {
+        Self { pixel_stride: 3, offsets: [0, 1, 2], row_stride: 3 * w }
+    }
+
     fn check(&self, len: usize, w: usize, h: usize) -> Result<()> {
         let row = w * self.pixel_stride;
         let fits = self.offsets.iter().all(|&o| o < self.pixel_stride) && self.row_stride >= row;

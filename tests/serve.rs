@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use common::*;
-use gfpgan::frame::Rgb;
+use gfpgan::frame::{PackedLayout, Rgb};
 use gfpgan::restore::{FaceNetwork, FaceNoise, SharedRestorer, restore_crops};
 use gfpgan::serve::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
 use gfpgan::serve::proto::model_infer_request::InferInputTensor;
@@ -49,15 +49,14 @@ fn url(server: &Server, path: &str) -> String {
 fn faces(n: usize, seed: u8) -> (Vec<Rgb>, Vec<u8>) {
     let bytes: Vec<u8> =
         (0..n * S * S * 3).map(|i| (i as u32).wrapping_mul(2654435761).rotate_left(seed as u32) as u8).collect();
-    let crops =
-        bytes.chunks(S * S * 3).map(|c| Rgb { w: S, h: S, data: c.iter().map(|&v| f32::from(v)).collect() }).collect();
+    let crops = bytes.chunks(S * S * 3).map(|c| Rgb::from_packed(c, S, S, &PackedLayout::rgb(S)).unwrap()).collect();
     (crops, bytes)
 }
 
 /// What the library restores locally, as UINT8 NHWC.
 fn local(crops: &[Rgb]) -> Vec<u8> {
     let out = restore_crops(&a64_restorer(), crops, crops.len(), FaceNoise::PerFace(&vec![None; crops.len()])).unwrap();
-    out.iter().flat_map(|f| f.data.iter().map(|&v| gfpgan::frame::to_u8(v))).collect()
+    out.iter().flat_map(|f| f.to_rgb8().into_raw()).collect()
 }
 
 /// Posts a binary-extension infer request; returns the status and (JSON, binary tail).

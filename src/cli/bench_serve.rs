@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gfpgan::frame::{Rgb, to_u8};
+use gfpgan::frame::{PackedLayout, Rgb};
 use gfpgan::restore::{FaceNoise, SharedRestorer, restore_crops};
 use gfpgan::serve::load::{self, Case, LoadOptions};
 use gfpgan::serve::{ServeOptions, Server};
@@ -62,9 +62,9 @@ fn case(restorer: &gfpgan::Restorer, k: usize, n: usize) -> Result<Case> {
         })
         .collect();
     let crops: Vec<Rgb> =
-        faces.chunks(s * s * 3).map(|c| Rgb { w: s, h: s, data: c.iter().map(|&v| f32::from(v)).collect() }).collect();
+        faces.chunks(s * s * 3).map(|c| Rgb::from_packed(c, s, s, &PackedLayout::rgb(s))).collect::<Result<_>>()?;
     let restored = restore_crops(restorer, &crops, n, FaceNoise::PerFace(&vec![None; n]))?;
-    let expected = restored.iter().flat_map(|f| f.data.iter().map(|&v| to_u8(v))).collect();
+    let expected = restored.iter().flat_map(|f| f.to_rgb8().into_raw()).collect();
     Ok(Case { faces, count: n, size: s, expected })
 }
 

@@ -41,6 +41,14 @@ pub struct Request {
     pub reply: Sender<Reply>,
 }
 
+impl Request {
+    /// Whether face `face` belongs to a frame cancelled since it was sent.
+    pub fn cancelled(&self, face: usize) -> bool {
+        let threshold = self.cancel_below.as_ref().map_or(0, |c| c.load(Ordering::SeqCst));
+        self.faces[face].seq < threshold
+    }
+}
+
 struct Waiting {
     request: Request,
     out: Vec<Option<Rgb>>,
@@ -49,11 +57,6 @@ struct Waiting {
 }
 
 impl Waiting {
-    fn cancelled(&self, face: usize) -> bool {
-        let threshold = self.request.cancel_below.as_ref().map_or(0, |c| c.load(Ordering::SeqCst));
-        self.request.faces[face].seq < threshold
-    }
-
     fn left(&self) -> usize {
         self.request.faces.len() - self.next
     }
@@ -185,7 +188,7 @@ impl Scheduler {
 
     fn drop_cancelled(&mut self) {
         for w in self.streams.values_mut().flatten() {
-            while w.left() > 0 && w.cancelled(w.next) {
+            while w.left() > 0 && w.request.cancelled(w.next) {
                 w.next += 1;
             }
         }

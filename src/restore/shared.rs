@@ -207,10 +207,6 @@ impl SharedRestorer {
         self.id
     }
 
-    pub fn network(&self) -> &Arc<dyn FaceNetwork> {
-        &self.network
-    }
-
     /// Side of the aligned faces the network takes.
     pub fn face_size(&self) -> usize {
         self.network.face_size()
@@ -327,8 +323,7 @@ fn run_pass(network: &dyn FaceNetwork, scheduler: &mut Scheduler, stats: &Counte
 
 /// Runs one request as a pass of its own, its cancelled faces left out.
 fn run_request(network: &dyn FaceNetwork, request: Request, stats: &Counters) {
-    let threshold = request.cancel_below.as_ref().map_or(0, |c| c.load(Ordering::SeqCst));
-    let kept: Vec<usize> = (0..request.faces.len()).filter(|&i| request.faces[i].seq >= threshold).collect();
+    let kept: Vec<usize> = (0..request.faces.len()).filter(|&i| !request.cancelled(i)).collect();
     let mut out = vec![None; request.faces.len()];
     if !kept.is_empty() {
         let crops: Vec<Rgb> = kept.iter().map(|&i| request.faces[i].crop.clone()).collect();

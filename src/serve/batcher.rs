@@ -67,19 +67,20 @@ impl Batcher {
         self.network.stats()
     }
 
-    pub fn options(&self) -> BatchOptions {
-        self.opts
-    }
-
     /// From now on requests are refused (the server is shutting down); those accepted go on.
     pub fn stop_accepting(&self) {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
+    /// Taking requests (not shutting down).
+    pub fn is_accepting(&self) -> bool {
+        !self.stopping.load(Ordering::SeqCst)
+    }
+
     /// Restores `crops` (each with its noise seed, `None`: the stored maps) in whatever passes
     /// the shared worker forms, and waits for them.
     pub async fn restore(&self, crops: Vec<Rgb>, seeds: Vec<Option<u64>>) -> Result<Vec<Rgb>, ServeError> {
-        if self.stopping.load(Ordering::SeqCst) {
+        if !self.is_accepting() {
             return Err(ServeError::new(Kind::ShuttingDown, "the server is shutting down"));
         }
         let n = crops.len();

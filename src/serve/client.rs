@@ -96,10 +96,6 @@ impl RemoteNetwork {
         self.takes_seeds
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     fn request(&self, crops: &[Rgb], seeds: &[Option<u64>]) -> Result<ModelInferRequest> {
         let s = self.size;
         let faces: Vec<u8> = faces_to_nchw(crops, s)?.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -29,7 +29,6 @@ pub mod proto {
 }
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use batcher::{BatchOptions, Batcher};
 pub use client::RemoteNetwork;
@@ -46,22 +45,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Largest request body (HTTP) or message (gRPC), in bytes.
     pub max_body: usize,
-    accepting: AtomicBool,
 }
 
 impl AppState {
     pub fn new(model: FaceModel, photos: Photos, metrics: Arc<Metrics>, max_body: usize) -> Self {
-        Self { model, photos: Arc::new(photos), metrics, max_body, accepting: AtomicBool::new(true) }
+        Self { model, photos: Arc::new(photos), metrics, max_body }
     }
 
     /// Ready for inference: up, and not shutting down.
     pub fn is_ready(&self) -> bool {
-        self.accepting.load(Ordering::SeqCst)
-    }
-
-    fn stop_accepting(&self) {
-        self.accepting.store(false, Ordering::SeqCst);
-        self.model.batcher.stop_accepting();
+        self.model.batcher.is_accepting()
     }
 }
 

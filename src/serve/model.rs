@@ -11,7 +11,7 @@
 use super::batcher::Batcher;
 use super::error::ServeError;
 use super::tensor::{Datatype, Elements, Tensor};
-use crate::frame::{Rgb, to_u8};
+use crate::frame::{PackedLayout, Rgb};
 use crate::restore::{faces_to_nchw, nchw_to_faces};
 
 pub const INPUT: &str = "input";
@@ -125,12 +125,8 @@ impl FaceModel {
         let n = t.shape.first().copied().filter(|&n| n > 0).ok_or_else(wrong)?;
         match &t.data {
             Elements::U8(v) if t.shape == [n, s, s, 3] => {
-                let crops = v.chunks_exact(s * s * 3).map(|face| Rgb {
-                    w: s,
-                    h: s,
-                    data: face.iter().map(|&p| f32::from(p)).collect(),
-                });
-                Ok((crops.collect(), Datatype::Uint8))
+                let crops = v.chunks_exact(s * s * 3).map(|face| Rgb::from_packed(face, s, s, &PackedLayout::rgb(s)));
+                Ok((crops.collect::<crate::Result<_>>()?, Datatype::Uint8))
             }
             Elements::F32(v) if t.shape == [n, 3, s, s] => {
                 if v.iter().any(|x| !x.is_finite()) {
@@ -148,7 +144,7 @@ fn output(faces: &[Rgb], layout: Datatype, s: usize) -> Tensor {
     let n = faces.len();
     let (shape, data) = match layout {
         Datatype::Fp32 => (vec![n, 3, s, s], Elements::F32(faces_to_nchw(faces, s).expect("restored faces are s x s"))),
-        _ => (vec![n, s, s, 3], Elements::U8(faces.iter().flat_map(|f| f.data.iter().map(|&v| to_u8(v))).collect())),
+        _ => (vec![n, s, s, 3], Elements::U8(faces.iter().flat_map(|f| f.to_rgb8().into_raw()).collect())),
     };
     Tensor { name: OUTPUT.into(), shape, data }
 }

@@ -149,7 +149,7 @@ impl Server {
     }
 
     fn stop_and_join(&mut self) -> Result<()> {
-        self.state.stop_accepting();
+        self.state.model.batcher.stop_accepting();
         let _ = self.stop.send(true);
         match self.thread.take().map(JoinHandle::join) {
             None | Some(Ok(Ok(()))) => Ok(()),

@@ -82,6 +82,11 @@ const _: () = {
     assert!(DEFAULT_MAX_FACES as usize == Tuning::DEFAULT.max_faces);
 };
 
+/// The `noise` property's value for the stream's setting.
+fn noise_of(tuning: &Tuning) -> NoiseChoice {
+    if tuning.stored_noise { NoiseChoice::Stored } else { NoiseChoice::Track }
+}
+
 /// The tuning knobs, read once per buffer; all may change while PLAYING.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Settings {
@@ -933,8 +938,7 @@ impl ObjectImpl for FaceRestore {
             }
             "noise" => {
                 let noise: NoiseChoice = value.get().expect("type checked upstream");
-                let was = if s.tuning.stored_noise { NoiseChoice::Stored } else { NoiseChoice::Track };
-                self.log_change(name, format_args!("{was:?}"), format_args!("{noise:?}"));
+                self.log_change(name, format_args!("{:?}", noise_of(&s.tuning)), format_args!("{noise:?}"));
                 s.tuning.stored_noise = noise == NoiseChoice::Stored;
             }
             "live-policy" => {
@@ -971,7 +975,7 @@ impl ObjectImpl for FaceRestore {
             "model-name" => m.model_name.to_value(),
             "max-in-flight" => m.max_in_flight.to_value(),
             "server-timeout" => m.server_timeout_ms.to_value(),
-            "noise" => (if s.tuning.stored_noise { NoiseChoice::Stored } else { NoiseChoice::Track }).to_value(),
+            "noise" => noise_of(&s.tuning).to_value(),
             "batch-size" => (s.tuning.batch_size as u32).to_value(),
             "batch-wait" => (s.tuning.batch_wait.as_millis() as u32).to_value(),
             "detection-interval" => s.tuning.detection_interval.to_value(),
